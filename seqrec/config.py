@@ -1,0 +1,165 @@
+"""Typed configuration: omegaconf YAML under configs/ merged with command-line `key=value` overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    """Where the hear-me files are and where cleaned caches go."""
+
+    dir: str = "data/synthetic/demo"
+    """Folder with interactions.csv, item_metadata.csv, user_metadata.csv, test.csv (+ future.csv)."""
+    cache_dir: str | None = None
+    """Cleaned-log cache; None means `<dir>/.seqrec_cache`."""
+
+
+@dataclass
+class CleanConfig:
+    """Cleaning rules; every rule's effect is counted in the cleaning report."""
+
+    max_duration_ratio: float = 5.0
+    """A listen longer than this many track lengths is an outlier."""
+    overlong: str = "clip"
+    """What to do with outliers: `clip` to one track length or `drop` the row."""
+    negative: str = "drop"
+    """Negative listened_duration: `drop` the row or `zero` it (a skip)."""
+    start: str | None = "2025-02-28"
+    """Events before this date are export bugs and are dropped; None keeps all."""
+    end: str | None = "2025-08-31"
+    """Events on or after this date are outside the log period and are dropped; None keeps all."""
+    session_gap_min: float = 30.0
+    """A gap longer than this many minutes starts a new listening session."""
+
+    def __post_init__(self) -> None:
+        if self.overlong not in ("clip", "drop"):
+            raise ValueError(f"clean.overlong must be 'clip' or 'drop', got {self.overlong!r}")
+        if self.negative not in ("drop", "zero"):
+            raise ValueError(f"clean.negative must be 'drop' or 'zero', got {self.negative!r}")
+        if self.max_duration_ratio < 1:
+            raise ValueError(f"clean.max_duration_ratio must be >= 1, got {self.max_duration_ratio}")
+
+
+@dataclass
+class SplitConfig:
+    """Temporal split mirroring the contest's 15-day window."""
+
+    mode: str = "temporal"
+    """`temporal`: hold out the last window of the log; `future`: score future.csv (synthetic data)."""
+    window_days: int = 15
+    """Length of the scored window."""
+    cut: str | None = None
+    """Start of the window; None means the last `window_days` days of the log."""
+    min_window_events: int = 30
+    """Evaluate users with at least this many window plays (the contest scored regular listeners)."""
+    max_users: int | None = 20000
+    """Evaluate a seeded sample of at most this many window users (None: all)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("temporal", "future"):
+            raise ValueError(f"split.mode must be 'temporal' or 'future', got {self.mode!r}")
+        if self.window_days < 1:
+            raise ValueError(f"split.window_days must be >= 1, got {self.window_days}")
+
+
+@dataclass
+class BaselineConfig:
+    """Hyper-parameters of the baselines."""
+
+    popular_days: int = 30
+    """Global popularity counts plays in the last this many days."""
+    relisten_half_life_days: float = 30.0
+    """Re-listen evidence halves every this many days."""
+    relisten_quality_floor: float = 0.1
+    """Weight of a skipped listen relative to a full one."""
+    transitions_weight: float = 0.1
+    """Weight of transition scores relative to re-listen scores."""
+    transitions_last_n: int = 20
+    """Transitions are read from the user's last this many plays."""
+    transitions_max_gap_min: float = 30.0
+    """Consecutive plays further apart than this do not form a transition."""
+    als_factors: int = 64
+    """ALS latent dimension."""
+    als_iterations: int = 15
+    """ALS sweeps."""
+    als_regularization: float = 0.05
+    """ALS L2 penalty."""
+    als_alpha: float = 10.0
+    """ALS confidence = 1 + alpha * listen-quality-weighted plays."""
+    knn_neighbours: int = 100
+    """Item-kNN keeps this many neighbours per item."""
+
+
+@dataclass
+class EvalConfig:
+    """Offline evaluation."""
+
+    k: int = 50
+    """List length; the contest asks for 50."""
+    models: list[str] = field(
+        default_factory=lambda: ["popular", "segment_popular", "relisten", "transitions", "als", "itemknn"]
+    )
+    """Models in the table."""
+    out: str = "reports/eval"
+    """Where the markdown and JSON tables go."""
+
+
+@dataclass
+class ModelConfig:
+    """Which recommender predict.py uses."""
+
+    name: str = "transitions"
+    """A baseline name: popular, segment_popular, relisten, transitions, als, itemknn."""
+
+
+@dataclass
+class Config:
+    """Everything a command needs."""
+
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    submission: str = "submission.csv"
+    """Where predict.py writes."""
+
+
+# `model=NAME` is shorthand for `model.name=NAME`; `preset=NAME` merges configs/NAME.yaml.
+_SHORTHANDS = {"model": "model.name"}
+
+
+def load_config(overrides: list[str] | None = None, path: str | Path | None = None) -> Config:
+    """Defaults <- configs/default.yaml (or `path`) <- preset <- command-line overrides, type-checked."""
+    overrides = list(overrides or [])
+    schema = OmegaConf.structured(Config)
+    path = Path(path) if path else CONFIG_DIR / "default.yaml"
+    layers = [OmegaConf.load(path)] if path.exists() else []
+    rest = []
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value (e.g. data.dir=data/real)")
+        key, value = item.split("=", 1)
+        if key == "preset":
+            preset = CONFIG_DIR / f"{value}.yaml"
+            if not preset.exists():
+                known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+                raise ValueError(f"preset {value!r} not found in {CONFIG_DIR}; known: {known}")
+            layers.append(OmegaConf.load(preset))
+        else:
+            rest.append(f"{_SHORTHANDS.get(key, key)}={value}")
+    merged = OmegaConf.merge(schema, *layers, OmegaConf.from_dotlist(rest))
+    return OmegaConf.to_object(merged)
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML, for run directories and reports."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,170 @@
+import math
+
+import numpy as np
+import pytest
+
+from seqrec.metrics import (
+    Truth,
+    artist_diversity,
+    build_truth,
+    competition_score,
+    coverage,
+    ndcg_at_k,
+    novelty,
+    quarter,
+    recall_at_k,
+    repeat_share,
+    user_scores,
+)
+
+# Item:           0(pad) 1    2    3       4    5     6
+DURATION = np.array([np.nan, 100, 200, np.nan, 0.0, 50.0, 100.0])
+
+
+@pytest.fixture
+def truth() -> Truth:
+    """Three users; events shuffled so build_truth has to sort them."""
+    events = [  # (user, item, listened seconds)
+        (1, 6, 60.0),  # 0.6 -> 0.5
+        (0, 1, 40.0),  # replay below: max 40 of 100 -> 0.25
+        (2, 1, 100.0),  # exactly 1
+        (0, 2, 300.0),  # 1.5 of the track -> clipped to 1
+        (1, 4, 10.0),  # duration 0 -> unknown -> 0
+        (0, 5, 37.5),  # 0.75
+        (0, 3, 100.0),  # duration NaN -> 0
+        (1, 2, -5.0),  # negative -> 0
+        (0, 1, 40.0),
+    ]
+    u, i, s = (np.array(c) for c in zip(*events, strict=True))
+    return build_truth(u, i, s, DURATION)
+
+
+def test_quarter_floors_and_clips():
+    got = quarter(np.array([0.24, 0.25, 0.99, 1.7, np.nan, -0.3, 0.5, 1.0, 0.0]))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, [0, 0.25, 0.75, 1, 0, 0, 0.5, 1, 0])
+
+
+def test_build_truth_rows(truth):
+    np.testing.assert_array_equal(truth.users, [0, 0, 0, 0, 1, 1, 1, 2])
+    np.testing.assert_array_equal(truth.items, [1, 2, 3, 5, 2, 4, 6, 1])
+    np.testing.assert_array_equal(truth.gain, [0.25, 1, 0, 0.75, 0, 0, 0.5, 1])
+    assert truth.gain.dtype == np.float32
+    assert truth.n_users == 3
+
+
+def test_replays_take_max_not_sum():
+    t = build_truth(np.array([0, 0]), np.array([1, 1]), np.array([40.0, 40.0]), DURATION)
+    np.testing.assert_array_equal(t.gain, [0.25])  # a sum (80 s) would give 0.75
+    t = build_truth(np.array([0, 0]), np.array([1, 1]), np.array([30.0, 55.0]), DURATION)
+    np.testing.assert_array_equal(t.gain, [0.5])  # the longer listen wins, not the first or last
+
+
+def test_fraction_over_one_clipped_and_unknown_duration_zero():
+    t = build_truth(np.array([0, 0, 0]), np.array([2, 3, 4]), np.array([500.0, 50.0, 50.0]), DURATION)
+    np.testing.assert_array_equal(t.gain, [1, 0, 0])
+
+
+def test_build_truth_rejects_padding_and_out_of_range_items():
+    with pytest.raises(ValueError, match="1..6"):
+        build_truth(np.array([0]), np.array([0]), np.array([1.0]), DURATION)
+    with pytest.raises(ValueError, match="1..6"):
+        build_truth(np.array([0]), np.array([7]), np.array([1.0]), DURATION)
+
+
+def test_truth_rejects_unsorted_rows():
+    with pytest.raises(ValueError, match="sorted"):
+        Truth(users=np.array([1, 0]), items=np.array([1, 1]), gain=np.array([1.0, 1.0]))
+
+
+def test_lookup(truth):
+    got = truth.lookup(np.array([0, 1, 2]), np.array([[2, 1, 13], [6, 2, 0], [1, 6, 0]]))
+    assert got.dtype == np.float32
+    # Item 13 is past every truth item (stride 7): user 0 * 7 + 13 must not alias user 1's item 6.
+    np.testing.assert_array_equal(got, [[1, 0.25, 0], [0.5, 0, 0], [1, 0, 0]])
+
+
+def test_user_with_truth_but_nothing_recommended_scores_zero(truth):
+    np.testing.assert_array_equal(user_scores(np.array([[2, 5, 6]]), np.array([2]), truth), [0.0])
+
+
+def test_user_scores_and_competition_score(truth):
+    recs = np.array([[5, 1, 4], [6, 3, 0]])
+    users = np.array([0, 1])
+    # user 0: (0.75 + 0.25 + 0) / 3; user 1: 0.5 / 3 (k counts padded slots too).
+    np.testing.assert_allclose(user_scores(recs, users, truth), [1 / 3, 1 / 6], rtol=1e-6)
+    assert competition_score(recs, users, truth) == pytest.approx(0.25)
+
+
+def test_ndcg_with_ideal_from_full_truth(truth):
+    recs = np.array([[5, 4], [2, 6], [1, 2]])
+    users = np.array([0, 1, 3])  # user 3 has no truth: scores 0 and still counts
+    # user 0 truth gains 1, .75, .25, 0: ideal top-2 is 1 + .75/log2(3); the list finds .75 at rank 0.
+    u0 = 0.75 / (1 + 0.75 / math.log2(3))
+    # user 1: the only relevant item (.5) sits at rank 1 instead of 0.
+    u1 = (0.5 / math.log2(3)) / 0.5
+    assert ndcg_at_k(recs, users, truth) == pytest.approx((u0 + u1 + 0) / 3)
+
+
+def test_ndcg_rank_matters(truth):
+    first = ndcg_at_k(np.array([[2, 5]]), np.array([0]), truth)
+    swapped = ndcg_at_k(np.array([[5, 2]]), np.array([0]), truth)
+    assert first == pytest.approx(1.0)
+    assert swapped == pytest.approx((0.75 + 1 / math.log2(3)) / (1 + 0.75 / math.log2(3)))
+
+
+def test_recall(truth):
+    recs = np.array([[5, 1], [2, 4], [1, 3], [1, 2]])
+    users = np.array([0, 1, 2, 3])
+    # user 0: 2 of 3 relevant; user 1: its listens to 2 and 4 have gain 0, so 0 found of 1 relevant;
+    # user 2: 1 of 1; user 3 has no truth and is left out.
+    assert recall_at_k(recs, users, truth) == pytest.approx((2 / 3 + 0 + 1) / 3)
+
+
+def test_repeat_share():
+    history_users = np.array([0, 0, 1, 1, 0])
+    history_items = np.array([1, 2, 2, 3, 1])
+    recs = np.array([[1, 3, 0], [3, 4, 5], [1, 2, 6]])
+    # 8 real pairs; hits: (0, 1) and (1, 3). User 2 never played item 1 even though user 0 did.
+    assert repeat_share(recs, np.array([0, 1, 2]), history_users, history_items) == pytest.approx(2 / 8)
+
+
+def test_coverage():
+    recs = np.array([[1, 2, 0], [2, 3, 0]])
+    assert coverage(recs, n_items=6) == pytest.approx(3 / 6)  # padding is not an item
+    with pytest.raises(ValueError, match="n_items=2"):
+        coverage(recs, n_items=2)
+
+
+def test_novelty():
+    item_users = np.array([0, 4, 2, 0, 1])
+    recs = np.array([[1, 2], [3, 0]])
+    # item 1: p = 1 -> 0 bits; item 2: p = .5 -> 1 bit; item 3 unplayed: p = 1/5; padding skipped.
+    assert novelty(recs, item_users, n_users=4) == pytest.approx((0 + 1 + math.log2(5)) / 3)
+
+
+def test_artist_diversity_with_unknown_artist():
+    # Item:          0   1  2  3   4   5  6
+    artist = np.array([-1, 0, 0, 1, -1, -1, 0])
+    recs = np.array(
+        [
+            [1, 2, 3, 0],  # artists 0 0 1: 1 equal pair of 3 -> 2/3
+            [4, 5, 1, 0],  # unknown, unknown, 0: unknowns differ from each other too -> 1
+            [1, 2, 6, 0],  # all artist 0: 3 equal of 3 -> 0 (padding adds no pairs)
+            [1, 2, 3, 6],  # 0 0 1 0: 3 equal of 6 -> 1/2
+            [3, 0, 0, 0],  # one item, no pairs: left out
+        ]
+    )
+    assert artist_diversity(recs, artist) == pytest.approx((2 / 3 + 1 + 0 + 1 / 2) / 4)
+
+
+def test_shape_errors_name_the_shapes(truth):
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(3,\)"):
+        competition_score(np.zeros((2, 3), np.int64), np.array([0, 1, 2]), truth)
+    with pytest.raises(ValueError, match=r"2-D.*\(3,\)"):
+        ndcg_at_k(np.array([1, 2, 3]), np.array([0]), truth)
+
+
+def test_repeated_item_in_a_list_is_refused(truth):
+    with pytest.raises(ValueError, match="row 1 lists item 2"):
+        competition_score(np.array([[1, 0, 0], [2, 5, 2]]), np.array([0, 1]), truth)
