@@ -158,13 +158,13 @@ class ALS:
 
         w = listen_quality(ds.events["frac"].to_numpy(), self.cfg.relisten_quality_floor)
         self.user_items = (user_item_matrix(ds, w) * self.cfg.als_alpha).astype(np.float32).tocsr()
-        self.model = AlternatingLeastSquares(
-            factors=self.cfg.als_factors,
-            iterations=self.cfg.als_iterations,
-            regularization=self.cfg.als_regularization,
-            random_state=self.seed,
-        )
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads slow it
+            self.model = AlternatingLeastSquares(
+                factors=self.cfg.als_factors,
+                iterations=self.cfg.als_iterations,
+                regularization=self.cfg.als_regularization,
+                random_state=self.seed,
+            )
             self.model.fit(self.user_items, show_progress=False)
         self.invalid = np.flatnonzero(~ds.items["valid"].to_numpy())
         return self

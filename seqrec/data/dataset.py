@@ -1,0 +1,148 @@
+"""The cleaned data set every model reads, built from a hear-me folder and cached as parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqrec.config import CleanConfig, DataConfig
+from seqrec.data.clean import build_items, build_users, clean_events, column
+from seqrec.data.ingest import DataError, read_dir
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = "2"  # bump when cleaning changes what lands in the cache
+
+
+@dataclass
+class Dataset:
+    """Cleaned events plus the catalog and users they index; `end` is when recommendations are made."""
+
+    events: pd.DataFrame
+    """user (int32), item (int32, PAD never used), ts (datetime64[us]), duration (s), frac; sorted by user, ts."""
+    items: pd.DataFrame
+    """Indexed 0..n_items (row 0 is PAD): item_id, track_duration (NaN unless valid), artist, known, valid."""
+    users: pd.DataFrame
+    """Indexed 0..n_users-1: user_id and demographics where known."""
+    test_users: np.ndarray
+    """User indices to recommend for."""
+    end: pd.Timestamp
+    """Start of the window being predicted; nothing at or after it is in `events`."""
+    future: pd.DataFrame | None = None
+    """Events of the predicted window when known (synthetic future.csv, or a temporal hold-out)."""
+    report: dict = field(default_factory=dict)
+    """Cleaning counts."""
+
+    @property
+    def n_items(self) -> int:
+        """Catalog size excluding PAD."""
+        return len(self.items) - 1
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    def restrict(self, events: pd.DataFrame, end: pd.Timestamp, future: pd.DataFrame | None,
+                 test_users: np.ndarray) -> Dataset:
+        """The same catalog and users with another history / window."""
+        return replace(self, events=events, end=end, future=future, test_users=test_users)
+
+
+def load_dataset(data: DataConfig, clean: CleanConfig) -> Dataset:
+    """Read, clean and index a hear-me folder; reuses the parquet cache while the inputs are unchanged."""
+    folder = Path(data.dir)
+    cache_root = Path(data.cache_dir) if data.cache_dir else folder / ".seqrec_cache"
+    cache = cache_root / _cache_key(folder, clean)
+    if (cache / "report.json").exists():
+        log.info("using cleaned cache %s", cache)
+        return _read_cache(cache)
+    ds = build_dataset(folder, clean)
+    _write_cache(ds, cache)
+    return ds
+
+
+def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
+    """Clean a hear-me folder into a Dataset (no cache)."""
+    tables = read_dir(folder)
+    inter, test = tables["interactions.csv"], tables["test.csv"]
+    report: dict = {"folder": str(folder), "config": asdict(clean)}
+
+    # Null ids are filled with 0 by `column`; they must not become a phantom item or user 0.
+    log_items, item_null = column(inter, "item_id")
+    items = build_items(tables["item_metadata.csv"], np.unique(log_items[~item_null]), report)
+    log_users, user_null = column(inter, "user_id")
+    test_ids, test_null = column(test, "user_id")
+    if test_null.any():
+        raise DataError(f"{Path(folder) / 'test.csv'}: empty user_id in data row {int(test_null.argmax()) + 1}")
+    user_ids = np.union1d(np.unique(log_users[~user_null]), test_ids)
+    users = build_users(tables["user_metadata.csv"], user_ids)
+
+    report["interactions"] = {}
+    events = clean_events(inter, items, user_ids, clean, report["interactions"])
+    test_users = np.searchsorted(user_ids, np.unique(test_ids)).astype(np.int64)
+    report["test_users"] = len(test_users)
+    report["test_users_without_history"] = int(len(test_users) - np.isin(test_users, events["user"]).sum())
+    future = None
+    if tables["future.csv"] is not None:
+        report["future"] = {}
+        future_cfg = replace(clean, start=None, end=None)
+        future = clean_events(tables["future.csv"], items, user_ids, future_cfg, report["future"])
+    end = _log_end(events)
+    report["log_end"] = str(end)
+    return Dataset(events, items, users, test_users, end, future, report)
+
+
+def _log_end(events: pd.DataFrame) -> pd.Timestamp:
+    """Midnight after the last event: the prediction time of the whole log."""
+    return (events["ts"].max() + pd.Timedelta(days=1)).normalize()
+
+
+def _cache_key(folder: Path, clean: CleanConfig) -> str:
+    parts = [CACHE_VERSION, json.dumps(asdict(clean), sort_keys=True)]
+    for name in ("interactions.csv", "item_metadata.csv", "user_metadata.csv", "test.csv", "future.csv"):
+        p = folder / name
+        st = p.stat() if p.exists() else None
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}" if st else f"{name}:absent")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _write_cache(ds: Dataset, cache: Path) -> None:
+    """Write into a temporary sibling folder, then rename: a crash never leaves a half cache."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".tmp-"))
+    try:
+        ds.events.to_parquet(tmp / "events.parquet", index=False)
+        ds.items.to_parquet(tmp / "items.parquet", index=False)
+        ds.users.to_parquet(tmp / "users.parquet", index=False)
+        if ds.future is not None:
+            ds.future.to_parquet(tmp / "future.parquet", index=False)
+        np.save(tmp / "test_users.npy", ds.test_users)
+        (tmp / "report.json").write_text(json.dumps(ds.report, indent=2, default=str))
+        if cache.exists():
+            shutil.rmtree(cache)
+        os.replace(tmp, cache)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _read_cache(cache: Path) -> Dataset:
+    events = pd.read_parquet(cache / "events.parquet")
+    future = pd.read_parquet(cache / "future.parquet") if (cache / "future.parquet").exists() else None
+    return Dataset(
+        events=events,
+        items=pd.read_parquet(cache / "items.parquet"),
+        users=pd.read_parquet(cache / "users.parquet"),
+        test_users=np.load(cache / "test_users.npy"),
+        end=_log_end(events),
+        future=future,
+        report=json.loads((cache / "report.json").read_text()),
+    )

@@ -1,0 +1,34 @@
+"""Fit on the whole log, write the submission for test.csv, print the score when the window is known."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from seqrec.baselines import make_baseline
+from seqrec.config import Config
+from seqrec.data.dataset import load_dataset
+from seqrec.data.split import make_split
+from seqrec.evaluate import list_metrics
+from seqrec.inference.submission import write_submission
+
+
+def predict(cfg: Config) -> dict[str, float] | None:
+    """Write cfg.submission; returns the offline metrics when future.csv is present, else None."""
+    ds = load_dataset(cfg.data, cfg.clean)
+    t0 = time.perf_counter()
+    model = make_baseline(cfg.model.name, cfg.baselines, cfg.seed).fit(ds)
+    recs, _ = model.recommend(ds.test_users, cfg.eval.k)
+    write_submission(cfg.submission, ds, ds.test_users, recs, cfg.eval.k)
+    print(f"{cfg.model.name}: wrote {cfg.submission} ({len(ds.test_users):,} users x {cfg.eval.k}) "
+          f"in {time.perf_counter() - t0:.1f}s")
+    if ds.future is None:
+        return None
+    split = make_split(ds, dataclasses.replace(cfg.split, mode="future"), cfg.seed)
+    keep = np.isin(ds.test_users, split.users)
+    scores = list_metrics(recs[keep], split)
+    print(f"future.csv score {scores['score']:.4f}  ndcg@50 {scores['ndcg@50']:.4f}  "
+          f"repeat {scores['repeat']:.2f}  ({len(split.users):,} test users with history)")
+    return scores
