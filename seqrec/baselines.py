@@ -77,7 +77,10 @@ class SegmentPopular(Popular):
         self.lists: dict[int, np.ndarray] = {}
         seg_of_event = self.segment[ds.events["user"].to_numpy()]
         for s in np.unique(self.segment[self.segment >= 0]):
-            self.lists[s] = popular_order(ds, self.cfg.popular_days, ds.events[seg_of_event == s])
+            seg_events = ds.events[seg_of_event == s]
+            order = popular_order(ds, self.cfg.popular_days, seg_events)
+            # Only what the segment played; recommend fills the rest from global popularity, not catalog order.
+            self.lists[s] = order[np.isin(order, seg_events["item"].unique())]
         self.ds = ds
         return self
 
@@ -142,8 +145,8 @@ class Transitions(Relisten):
         return self
 
     def user_scores(self, users: np.ndarray) -> sp.csr_matrix:
-        rel = _row_normalise(self.history[users])
-        nxt = _row_normalise(self.context[users] @ self.trans)
+        rel = row_normalise(self.history[users])
+        nxt = row_normalise(self.context[users] @ self.trans)
         return rel + self.cfg.transitions_weight * nxt
 
 
@@ -200,7 +203,7 @@ class ItemKNN(ALS):
         return fill(items, np.where(items == 0, -np.inf, scores).astype(np.float32), self.fallback)
 
 
-def _row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
+def row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     """Scale each row so its largest entry is 1 (rows of zeros stay zero)."""
     top = np.asarray(m.max(axis=1).todense()).ravel()
     return sp.diags(1.0 / np.where(top > 0, top, 1.0)) @ m

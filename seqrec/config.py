@@ -112,10 +112,99 @@ class EvalConfig:
 
 @dataclass
 class ModelConfig:
-    """Which recommender predict.py uses."""
+    """Which recommender to use, and the shape of the SASRec network."""
 
-    name: str = "transitions"
-    """A baseline name: popular, segment_popular, relisten, transitions, als, itemknn."""
+    name: str = "sasrec"
+    """`sasrec`, or a baseline: popular, segment_popular, relisten, transitions, als, itemknn."""
+    d_model: int = 64
+    """Embedding and hidden size."""
+    n_blocks: int = 2
+    """Transformer blocks."""
+    n_heads: int = 2
+    """Attention heads; must divide d_model."""
+    max_len: int = 100
+    """Events of history the model reads."""
+    dropout: float = 0.2
+    """Dropout on embeddings, attention and MLPs."""
+    use_frac: bool = True
+    """Feed each past event's listened-fraction bucket."""
+    use_gap: bool = True
+    """Feed the time-gap bucket since the previous event."""
+    use_session: bool = True
+    """Feed the position inside the listening session."""
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the Lightning trainer."""
+
+    batch_size: int = 128
+    """Training windows per batch."""
+    lr: float = 2e-3
+    """Peak AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 100
+    """Linear warm-up steps before the cosine decay."""
+    max_epochs: int = 5
+    """Passes over the training windows."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    weight_mode: str = "quarter"
+    """Target weight from the target's listened fraction: quarter, raw, binary (>= 0.5) or none."""
+    loss: str = "full"
+    """`full`: exact softmax over the whole catalog (chunked); `sampled`: shared negatives with logQ correction."""
+    loss_chunk: int = 2048
+    """Positions per logits block in the full-catalog loss."""
+    n_negatives: int = 2048
+    """Negatives shared by a batch for the sampled loss."""
+    neg_alpha: float = 0.75
+    """Sampled negatives follow play count ** neg_alpha (0: uniform)."""
+    accelerator: str = "auto"
+    """Lightning accelerator: auto, cpu, gpu."""
+    devices: str = "1"
+    """Lightning devices: a count, a list like [0,1], or auto."""
+    num_nodes: int = 1
+    """Machines for multi-node training."""
+    precision: str | None = None
+    """None: bf16-mixed on GPU, 32 on CPU."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    patience: int = 3
+    """Early stopping: validations without improvement of val/score."""
+    limit_train_batches: float = 1.0
+    """Share (<= 1.0) or count (> 1) of training batches per epoch."""
+    log_every_n_steps: int = 20
+    """TensorBoard logging interval."""
+
+    def __post_init__(self) -> None:
+        if self.weight_mode not in ("quarter", "raw", "binary", "none"):
+            raise ValueError(f"train.weight_mode must be quarter, raw, binary or none, got {self.weight_mode!r}")
+        if self.loss not in ("full", "sampled"):
+            raise ValueError(f"train.loss must be full or sampled, got {self.loss!r}")
+
+
+@dataclass
+class DecodeConfig:
+    """How top-k lists are decoded from the model."""
+
+    relisten_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    """Blend weights of re-listen evidence tried on validation; the best is kept with the checkpoint."""
+    mask_skipped: int = 0
+    """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
+    batch_users: int = 256
+    """Users scored against the whole catalog at once."""
+
+
+@dataclass
+class RunConfig:
+    """Where a training run keeps checkpoints, TensorBoard logs and its resolved config."""
+
+    dir: str = "runs/default"
 
 
 @dataclass
@@ -129,8 +218,13 @@ class Config:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    run: RunConfig = field(default_factory=RunConfig)
     submission: str = "submission.csv"
     """Where predict.py writes."""
+    ckpt: str | None = None
+    """train.py: `last` resumes the run's last checkpoint (or give a path)."""
 
 
 # `model=NAME` is shorthand for `model.name=NAME`; `preset=NAME` merges configs/NAME.yaml.

@@ -16,10 +16,16 @@ EVENT_COLUMNS = ("user", "item", "ts", "duration", "frac")
 def column(table: pa.Table, name: str, fill: object = 0) -> tuple[np.ndarray, np.ndarray]:
     """(values with nulls filled, null mask) as numpy, without the float upcast pyarrow does for null ints."""
     col = table.column(name)
+    if col.null_count == 0:  # the common case: skip building and scanning a null mask
+        return col.to_numpy(), np.zeros(len(col), dtype=bool)
     nulls = pc.is_null(col).to_numpy(zero_copy_only=False)
-    if nulls.any():
-        col = pc.fill_null(col, pa.scalar(fill, type=col.type))
+    col = pc.fill_null(col, pa.scalar(fill, type=col.type))
     return col.to_numpy(), nulls
+
+
+def index_of(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique `keys`, -1 where absent (a hash lookup: `values` is the log)."""
+    return pd.Index(keys).get_indexer(values).astype(np.int32)
 
 
 def build_items(meta: pa.Table, log_item_ids: np.ndarray, report: dict) -> pd.DataFrame:
@@ -78,7 +84,7 @@ def clean_events(
     report["dropped_missing_duration"] = int((d_null & keep).sum())
     keep &= ~d_null
 
-    ts = ts.astype("datetime64[us]")
+    ts = ts.astype("datetime64[us]", copy=False)
     outside = np.zeros(n, dtype=bool)
     if cfg.start is not None:
         outside |= ts < np.datetime64(cfg.start, "us")
@@ -87,21 +93,23 @@ def clean_events(
     report["dropped_outside_period"] = int((outside & keep).sum())
     keep &= ~outside
 
-    user = np.searchsorted(user_ids, uid)
-    user_known = (user < len(user_ids)) & (user_ids[np.minimum(user, len(user_ids) - 1)] == uid)
-    report["dropped_unknown_user"] = int((keep & ~user_known).sum())
-    keep &= user_known
-    item_ids = items["item_id"].to_numpy(np.int64)
-    item = np.searchsorted(item_ids[1:], iid) + 1
-    item_known = (item < len(item_ids)) & (item_ids[np.minimum(item, len(item_ids) - 1)] == iid)
-    report["dropped_unknown_item_id"] = int((keep & ~item_known).sum())
-    keep &= item_known
+    user = index_of(user_ids, uid)
+    report["dropped_unknown_user"] = int((keep & (user < 0)).sum())
+    keep &= user >= 0
+    item = index_of(items["item_id"].to_numpy(np.int64)[1:], iid) + 1  # row 0 is PAD
+    report["dropped_unknown_item_id"] = int((keep & (item == PAD)).sum())
+    keep &= item != PAD
+    del uid, iid, u_null, i_null, t_null, d_null, outside  # a log-sized array each: free before sorting
 
-    user, item, ts, dur = user[keep].astype(np.int32), item[keep].astype(np.int32), ts[keep], dur[keep]
+    user, item, ts, dur = user[keep], item[keep], ts[keep], dur[keep]
 
-    # Sorting by every column puts exact duplicates next to each other.
-    order = np.lexsort((dur, item, ts, user))
+    # Sorting by every column puts exact duplicates next to each other. Arrow's stable multi-key sort gives
+    # the same order as np.lexsort((dur, item, ts, user)), several times faster.
+    keys = pa.table({"user": user, "ts": ts, "item": item, "dur": dur})
+    order = pc.sort_indices(keys, [(c, "ascending") for c in keys.column_names]).to_numpy()
+    del keys
     user, item, ts, dur = user[order], item[order], ts[order], dur[order]
+    del order
     dup = np.zeros(len(user), dtype=bool)
     dup[1:] = (user[1:] == user[:-1]) & (ts[1:] == ts[:-1]) & (item[1:] == item[:-1]) & (dur[1:] == dur[:-1])
     report["dropped_exact_duplicates"] = int(dup.sum())
@@ -130,14 +138,16 @@ def clean_events(
         keep &= known
     report["zero_duration_events"] = int(((dur == 0) & keep).sum())
 
+    user, item, ts, dur, track = user[keep], item[keep], ts[keep], dur[keep], track[keep]
     events = pd.DataFrame(
         {
-            "user": user[keep],
-            "item": item[keep],
-            "ts": ts[keep],
-            "duration": dur[keep].astype(np.float32),
-            "frac": (dur[keep] / track[keep]).astype(np.float32),  # NaN where the track length is unknown
-        }
+            "user": user,
+            "item": item,
+            "ts": ts,
+            "duration": dur.astype(np.float32),
+            "frac": (dur / track).astype(np.float32),  # NaN where the track length is unknown
+        },
+        copy=False,  # the arrays are ours: no second copy of the log
     )
     report["rows_out"] = len(events)
     return events

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from seqrec.config import CleanConfig, DataConfig
 from seqrec.data.clean import build_items, build_users, clean_events, column
@@ -75,14 +76,11 @@ def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
     inter, test = tables["interactions.csv"], tables["test.csv"]
     report: dict = {"folder": str(folder), "config": asdict(clean)}
 
-    # Null ids are filled with 0 by `column`; they must not become a phantom item or user 0.
-    log_items, item_null = column(inter, "item_id")
-    items = build_items(tables["item_metadata.csv"], np.unique(log_items[~item_null]), report)
-    log_users, user_null = column(inter, "user_id")
+    items = build_items(tables["item_metadata.csv"], _unique_ids(inter, "item_id"), report)
     test_ids, test_null = column(test, "user_id")
     if test_null.any():
         raise DataError(f"{Path(folder) / 'test.csv'}: empty user_id in data row {int(test_null.argmax()) + 1}")
-    user_ids = np.union1d(np.unique(log_users[~user_null]), test_ids)
+    user_ids = np.union1d(_unique_ids(inter, "user_id"), test_ids)
     users = build_users(tables["user_metadata.csv"], user_ids)
 
     report["interactions"] = {}
@@ -98,6 +96,11 @@ def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
     end = _log_end(events)
     report["log_end"] = str(end)
     return Dataset(events, items, users, test_users, end, future, report)
+
+
+def _unique_ids(table: pa.Table, name: str) -> np.ndarray:
+    """Sorted distinct non-null ids of a column; a null id must not become a phantom item or user 0."""
+    return np.sort(table.column(name).unique().drop_null().to_numpy())
 
 
 def _log_end(events: pd.DataFrame) -> pd.Timestamp:

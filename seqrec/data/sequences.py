@@ -42,11 +42,13 @@ class Sequences:
 def build_sequences(events: pd.DataFrame, n_users: int, session_gap_min: float) -> Sequences:
     """Flat sequences from events sorted by (user, ts), as the cleaning step leaves them."""
     user = events["user"].to_numpy()
-    if len(user) and np.any(np.diff(user) < 0):
+    us = events["ts"].to_numpy().astype("datetime64[us]").astype(np.int64)
+    d_user = np.diff(user)
+    if np.any((d_user < 0) | ((d_user == 0) & (np.diff(us) < 0))):  # time must not go back within a user
         raise ValueError("events must be sorted by (user, ts); use the Dataset's events as cleaned")
     offsets = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(user, minlength=n_users), out=offsets[1:])
-    ts = events["ts"].to_numpy().astype("datetime64[us]").astype(np.int64) // 1_000_000
+    ts = us // 1_000_000
     frac = events["frac"].to_numpy(np.float32)
     bucket = np.where(np.isnan(frac), UNKNOWN_BUCKET, np.floor(np.clip(np.nan_to_num(frac), 0, 1) * 4))
 

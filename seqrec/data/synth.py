@@ -333,7 +333,7 @@ def _names(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
     words = np.array(WORDS, dtype=object)
     k = rng.integers(lo, hi + 1, n)
     picks = words[rng.integers(0, len(words), (n, hi))]
-    return np.array([" ".join(row[:m]).title() for row, m in zip(picks, k)], dtype=object)
+    return np.array([" ".join(row[:m]).title() for row, m in zip(picks, k, strict=True)], dtype=object)
 
 
 def write_metadata(cfg: SynthConfig, cat: Catalog, item_ids: np.ndarray, user_ids: np.ndarray,
@@ -349,7 +349,7 @@ def write_metadata(cfg: SynthConfig, cat: Catalog, item_ids: np.ndarray, user_id
     two = rng.random(len(item_ids)) < 0.3
     genre_lists = [
         repr([GENRES[g], GENRES[s]]) if t else repr([GENRES[g]])
-        for g, s, t in zip(cat.genre, second, two)
+        for g, s, t in zip(cat.genre, second, two, strict=True)
     ]
     like = np.round(cat.pop * rng.lognormal(2, 1, len(item_ids))).astype(np.int64)
     items = pd.DataFrame({

@@ -10,7 +10,8 @@ from seqrec import PAD
 
 def sparse_topk(scores: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best k stored entries per row, (n, k) items and scores; PAD / -inf where a row has fewer."""
-    scores = scores.tocsr()
+    scores = scores.tocsr(copy=True)  # the caller's matrix is not ours to change
+    scores.sum_duplicates()  # a repeated (row, item) entry must not list the item twice; sorts ties by item
     scores.eliminate_zeros()
     n = scores.shape[0]
     counts = np.diff(scores.indptr)

@@ -1,0 +1,79 @@
+"""Train SASRec on the temporal split's history, validating with the contest metric on decoded lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from seqrec.config import Config, to_yaml
+from seqrec.data.dataset import load_dataset
+from seqrec.data.split import make_split
+from seqrec.io import write_atomic
+from seqrec.training.datamodule import SeqDataModule
+from seqrec.training.module import SeqRecModule
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def _devices(spec: str) -> int | str | list[int]:
+    spec = str(spec).strip()
+    if spec.startswith("["):
+        return [int(d) for d in spec.strip("[]").split(",") if d.strip()]
+    return int(spec) if spec.isdigit() else spec
+
+
+def build_trainer(cfg: Config) -> pl.Trainer:
+    """Lightning trainer: bf16-mixed on GPU, fp32 on CPU; best-by-val/score and last checkpoints."""
+    run = Path(cfg.run.dir)
+    t = cfg.train
+    precision = t.precision or ("bf16-mixed" if torch.cuda.is_available() and t.accelerator != "cpu" else "32-true")
+    callbacks = [
+        ModelCheckpoint(dirpath=checkpoint_dir(run), filename="best", monitor="val/score", mode="max",
+                        save_top_k=1, save_last=True, auto_insert_metric_name=False),
+        EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    return pl.Trainer(
+        accelerator=t.accelerator,
+        devices=_devices(t.devices),
+        num_nodes=t.num_nodes,
+        precision=precision,
+        max_epochs=t.max_epochs,
+        gradient_clip_val=t.grad_clip,
+        limit_train_batches=int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=TensorBoardLogger(str(run), name="tb", version=""),
+        callbacks=callbacks,
+        enable_progress_bar=True,
+        enable_model_summary=False,
+    )
+
+
+def train(cfg: Config) -> Path:
+    """Fit and return the path of the best checkpoint."""
+    pl.seed_everything(cfg.seed, workers=True)
+    ds = load_dataset(cfg.data, cfg.clean)
+    split = make_split(ds, cfg.split, cfg.seed)
+    print(f"training on history before {split.history.end} ({len(split.history.events):,} events), "
+          f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
+    dm = SeqDataModule(split, cfg)
+    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+    run = Path(cfg.run.dir)
+    write_atomic(run / "config.yaml", to_yaml(cfg))
+    trainer = build_trainer(cfg)
+    ckpt = None
+    if cfg.ckpt:
+        ckpt = checkpoint_dir(run) / "last.ckpt" if cfg.ckpt == "last" else Path(cfg.ckpt)
+        if not ckpt.exists():
+            raise FileNotFoundError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
+    trainer.fit(module, dm, ckpt_path=ckpt)
+    best = checkpoint_dir(run) / "best.ckpt"
+    score = trainer.checkpoint_callback.best_model_score
+    print(f"best checkpoint {best} val/score {float(score) if score is not None else float('nan'):.4f}")
+    return best
