@@ -192,8 +192,16 @@ class TrainConfig:
 class DecodeConfig:
     """How top-k lists are decoded from the model."""
 
-    relisten_weights: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
-    """Blend weights of re-listen evidence tried on validation; the best is kept with the checkpoint."""
+    use_history: bool = True
+    """Let the user's own history compete with the model's tracks (off: rank by the model alone)."""
+    n_model_candidates: int = 100
+    """The model's best tracks per user that enter the blend."""
+    n_history_candidates: int = 200
+    """The user's best tracks by re-listen score that enter the blend."""
+    short_half_life_days: float = 7.0
+    """Half-life of the short-memory re-listen feature (the long one is baselines.relisten_half_life_days)."""
+    blend_l2: float = 1e-3
+    """L2 penalty of the blend fitted on the validation window."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256
@@ -205,6 +213,11 @@ class RunConfig:
     """Where a training run keeps checkpoints, TensorBoard logs and its resolved config."""
 
     dir: str = "runs/default"
+
+    @property
+    def checkpoints(self) -> Path:
+        """best.ckpt (highest val/score) and last.ckpt live here."""
+        return Path(self.dir) / "checkpoints"
 
 
 @dataclass

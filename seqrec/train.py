@@ -17,10 +17,6 @@ from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
 
 
-def checkpoint_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
-
-
 def _devices(spec: str) -> int | str | list[int]:
     spec = str(spec).strip()
     if spec.startswith("["):
@@ -34,8 +30,10 @@ def build_trainer(cfg: Config) -> pl.Trainer:
     t = cfg.train
     precision = t.precision or ("bf16-mixed" if torch.cuda.is_available() and t.accelerator != "cpu" else "32-true")
     callbacks = [
-        ModelCheckpoint(dirpath=checkpoint_dir(run), filename="best", monitor="val/score", mode="max",
-                        save_top_k=1, save_last=True, auto_insert_metric_name=False),
+        ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="best", monitor="val/score", mode="max",
+                        save_top_k=1, auto_insert_metric_name=False),
+        # the newest state, every epoch, for ckpt=last (save_last only follows saves of the best one)
+        ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="last", monitor="step", mode="max", save_top_k=1),
         EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
         LearningRateMonitor(logging_interval="step"),
     ]
@@ -69,11 +67,11 @@ def train(cfg: Config) -> Path:
     trainer = build_trainer(cfg)
     ckpt = None
     if cfg.ckpt:
-        ckpt = checkpoint_dir(run) / "last.ckpt" if cfg.ckpt == "last" else Path(cfg.ckpt)
+        ckpt = cfg.run.checkpoints / "last.ckpt" if cfg.ckpt == "last" else Path(cfg.ckpt)
         if not ckpt.exists():
             raise FileNotFoundError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
     trainer.fit(module, dm, ckpt_path=ckpt)
-    best = checkpoint_dir(run) / "best.ckpt"
+    best = cfg.run.checkpoints / "best.ckpt"
     score = trainer.checkpoint_callback.best_model_score
     print(f"best checkpoint {best} val/score {float(score) if score is not None else float('nan'):.4f}")
     return best

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from seqrec import PAD
 from seqrec.data.dataset import Dataset
@@ -85,3 +86,22 @@ def make_dataset() -> Callable[..., Dataset]:
         return Dataset(ev, items, users, test, end_ts, frame(future) if future is not None else None)
 
     return build
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a busy 2-core machine, tiny models run ~100x faster than with thread hand-offs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """The `tiny` synthetic hear-me preset (seed 0), written once per test session."""
+    from seqrec.data.synth import PRESETS, generate
+
+    folder = tmp_path_factory.mktemp("tiny_synth")
+    generate(PRESETS["tiny"], folder)
+    return folder

@@ -1,4 +1,4 @@
-"""Top-k decoding: model log-probabilities blended with re-listen evidence, masked, batched on the device."""
+"""Top-k decoding: the model's best tracks and the user's history as candidates, masked, ranked by the blend."""
 
 from __future__ import annotations
 
@@ -8,11 +8,20 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from seqrec.baselines import Relisten, row_normalise
-from seqrec.config import Config
+from seqrec.config import Config, DecodeConfig
 from seqrec.data.dataset import Dataset
+from seqrec.inference.blend import Evidence, merge_candidates, rank
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import EventFeatures, history_inputs
+
+
+@dataclass
+class Candidates:
+    """Per user: candidate items (n, C), which are real (n, C), and their features (n, C, F)."""
+
+    items: np.ndarray
+    mask: np.ndarray
+    x: np.ndarray
 
 
 @dataclass
@@ -21,34 +30,45 @@ class Decoder:
 
     feats: EventFeatures
     """Per-event inputs of the history to encode."""
-    relisten: sp.csr_matrix
-    """(n_users, n_items + 1) re-listen evidence scaled to [0, 1] per user."""
+    evidence: Evidence
+    """Re-listen statistics of the same history."""
     allowed: np.ndarray
     """(n_items + 1,) bool: items that may be recommended (PAD and tracks without a length are not)."""
-    blocked: sp.csr_matrix | None = None
+    blocked: sp.csr_matrix | None
     """(n_users, n_items + 1) user-specific items never to recommend (e.g. repeatedly skipped)."""
-    batch_users: int = 256
+    cfg: DecodeConfig
 
     @torch.no_grad()
-    def topk(self, model: SASRec, users: np.ndarray, weights: list[float], k: int) -> dict[float, np.ndarray]:
-        """For each blend weight w: (n, k) best items by log p(item) + w * relisten, best first."""
+    def candidates(self, model: SASRec, users: np.ndarray) -> Candidates:
+        """Model top-C plus history top-H per user, batched over users on the model's device."""
         model.eval()
         device = next(model.parameters()).device
-        allowed = torch.as_tensor(self.allowed, device=device)
-        out: dict[float, list[np.ndarray]] = {w: [] for w in weights}
-        for i in range(0, len(users), self.batch_users):
-            u = users[i:i + self.batch_users]
+        allowed = torch.tensor(self.allowed, device=device)
+        n_hist = self.cfg.n_history_candidates if self.cfg.use_history else 0
+        parts = []
+        for i in range(0, len(users), self.cfg.batch_users):
+            u = users[i:i + self.cfg.batch_users]
             x = {n: t.to(device) for n, t in history_inputs(self.feats, u, model.cfg.max_len).items()}
             h = model(**x)[:, -1]  # (B, D) state after the last event
             logp = torch.log_softmax(model.score_all(h).float(), dim=-1)  # (B, V)
             logp = logp.masked_fill(~allowed, float("-inf"))
             if self.blocked is not None:
                 logp = logp.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
-            rel = _dense(self.relisten[u], device) if any(weights) else None
-            for w in weights:
-                s = logp + w * rel if w else logp
-                out[w].append(torch.topk(s, k, dim=-1).indices.cpu().numpy())
-        return {w: np.concatenate(v) if v else np.zeros((0, k), np.int64) for w, v in out.items()}
+            n_top = min(self.cfg.n_model_candidates, logp.shape[1])  # a catalog may be smaller than C
+            top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
+            items, mask = merge_candidates(top, self.evidence.history_items(u, n_hist))
+            item_t = torch.as_tensor(items, device=device)
+            lp = torch.gather(logp, 1, item_t).cpu().numpy()  # (B, C + H)
+            mask &= np.isfinite(lp)  # masked tracks stay out, history included
+            parts.append(Candidates(items, mask, self.evidence.features(u, items, lp)))
+        if not parts:
+            return Candidates(np.zeros((0, 0), np.int64), np.zeros((0, 0), bool), np.zeros((0, 0, 0), np.float32))
+        return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("items", "mask", "x")))
+
+    def topk(self, model: SASRec, users: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) best candidates by the blend `w`."""
+        c = self.candidates(model, users)
+        return rank(c.items, c.mask, c.x, w, k)
 
 
 def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
@@ -60,12 +80,13 @@ def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     return out
 
 
-def skipped_items(seqs_user: np.ndarray, item: np.ndarray, frac: np.ndarray, n_users: int, n_items: int,
+def skipped_items(user: np.ndarray, item: np.ndarray, frac: np.ndarray, n_users: int, n_items: int,
                   min_skips: int) -> sp.csr_matrix:
     """Items a user skipped (< a quarter) at least `min_skips` times and never listened to half of."""
     f = np.nan_to_num(frac, nan=1.0)
-    skips = sp.coo_matrix(((f < 0.25).astype(np.float32), (seqs_user, item)), shape=(n_users, n_items + 1)).tocsr()
-    good = sp.coo_matrix(((f >= 0.5).astype(np.float32), (seqs_user, item)), shape=(n_users, n_items + 1)).tocsr()
+    shape = (n_users, n_items + 1)
+    skips = sp.coo_matrix(((f < 0.25).astype(np.float32), (user, item)), shape=shape).tocsr()
+    good = sp.coo_matrix(((f >= 0.5).astype(np.float32), (user, item)), shape=shape).tocsr()
     blocked = (skips >= min_skips).astype(np.float32) - (good > 0).astype(np.float32)
     blocked.data = (blocked.data > 0).astype(np.float32)
     blocked.eliminate_zeros()
@@ -73,11 +94,10 @@ def skipped_items(seqs_user: np.ndarray, item: np.ndarray, frac: np.ndarray, n_u
 
 
 def make_decoder(ds: Dataset, feats: EventFeatures, cfg: Config) -> Decoder:
-    """The decoder predict.py and validation share: re-listen evidence, catalog mask, skip mask."""
-    relisten = row_normalise(Relisten(cfg.baselines).fit(ds).history).tocsr()  # each user's best = 1
+    """The decoder predict.py and validation share: candidates, evidence, catalog and skip masks."""
     blocked = None
     if cfg.decode.mask_skipped > 0:
         ev = ds.events
         blocked = skipped_items(ev["user"].to_numpy(), ev["item"].to_numpy(), ev["frac"].to_numpy(),
                                 ds.n_users, ds.n_items, cfg.decode.mask_skipped)
-    return Decoder(feats, relisten, ds.items["valid"].to_numpy(), blocked, cfg.decode.batch_users)
+    return Decoder(feats, Evidence.build(ds, cfg), ds.items["valid"].to_numpy(), blocked, cfg.decode)

@@ -25,7 +25,7 @@ def target_weights(frac: np.ndarray, mode: str) -> np.ndarray:
     elif mode == "binary":
         w = (f >= 0.5).astype(np.float32)
     elif mode == "none":
-        return np.ones_like(f, dtype=np.float32)
+        w = np.ones_like(f)
     else:
         raise ValueError(f"train.weight_mode must be one of {WEIGHT_MODES}, got {mode!r}")
     return np.where(known, w, 0.0).astype(np.float32)
@@ -46,7 +46,7 @@ def weighted_ce(h: torch.Tensor, emb: torch.Tensor, target: torch.Tensor, w: tor
     """
     keep = w > 0
     h, target, w = h[keep], target[keep], w[keep]
-    total = h.new_zeros((), dtype=torch.float32)
+    total = (h.sum() * 0.0).float()  # a zero kept in the graph: a batch whose targets all weigh 0 still backprops
     for i in range(0, len(h), chunk):
         # checkpoint: backward recomputes this chunk's logits instead of keeping them all
         total = total + checkpoint(_chunk_loss, h[i:i + chunk], emb, target[i:i + chunk], w[i:i + chunk],

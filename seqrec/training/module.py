@@ -12,6 +12,7 @@ import torch
 
 from seqrec import metrics
 from seqrec.config import DecodeConfig, ModelConfig, TrainConfig
+from seqrec.inference.blend import fit_blend, logp_only_weights, rank
 from seqrec.models.sasrec import SASRec
 from seqrec.training.losses import sampled_ce, weighted_ce
 
@@ -25,10 +26,9 @@ class SeqRecModule(pl.LightningModule):
         self.model_cfg, self.train_cfg = ModelConfig(**model), TrainConfig(**train)
         self.decode_cfg, self.k = DecodeConfig(**decode), k
         self.net = SASRec(self.model_cfg, n_items)
-        # chosen on validation, saved with the weights so predict.py decodes the same way
-        self.register_buffer("relisten_weight", torch.tensor(0.0))
-        self._val_users: list[np.ndarray] = []
-        self._val_recs: dict[float, list[np.ndarray]] = {}
+        # the blend fitted on validation, saved with the weights so predict.py decodes the same way
+        self.register_buffer("blend_w", torch.from_numpy(logp_only_weights()))
+        self._val: list = []
         self._t_batch = None
 
     @classmethod
@@ -60,32 +60,42 @@ class SeqRecModule(pl.LightningModule):
             self.neg_q = (q / q.sum()).float()
 
     def on_validation_epoch_start(self) -> None:
-        self._val_users, self._val_recs = [], {w: [] for w in self.decode_cfg.relisten_weights}
+        self._val = []
 
     def validation_step(self, users: torch.Tensor, batch_idx: int) -> None:
         u = users.cpu().numpy()
-        recs = self.trainer.datamodule.decoder.topk(self.net, u, self.decode_cfg.relisten_weights, self.k)
-        self._val_users.append(u)
-        for w, r in recs.items():
-            self._val_recs[w].append(r)
+        self._val.append((u, self.trainer.datamodule.decoder.candidates(self.net, u)))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_users:
+        if not self._val:
             return
-        truth = self.trainer.datamodule.split.truth
-        users = np.concatenate(self._val_users)
-        scores = {w: metrics.competition_score(np.concatenate(r), users, truth) for w, r in self._val_recs.items()}
-        best = max(scores, key=scores.get)
-        recs = np.concatenate(self._val_recs[best])
-        self.relisten_weight.fill_(best)
-        hist = self.trainer.datamodule.split.history.events
+        dm = self.trainer.datamodule
+        users = np.concatenate([u for u, _ in self._val])
+        items, mask, x = (np.concatenate([getattr(c, f) for _, c in self._val]) for f in ("items", "mask", "x"))
+        self._val = []
+        truth = dm.split.truth
+        gain = truth.lookup(users, items)
+        only_model = logp_only_weights()
+        if self.decode_cfg.use_history:
+            # cross-fitted: each half of the users is ranked by a blend fitted on the other half
+            recs = np.empty((len(users), self.k), dtype=np.int64)
+            half = np.arange(len(users)) % 2 == 0
+            for part in (half, ~half):
+                w = fit_blend(x[~part], mask[~part], gain[~part], self.decode_cfg.blend_l2)
+                recs[part] = rank(items[part], mask[part], x[part], w, self.k)
+            w = fit_blend(x, mask, gain, self.decode_cfg.blend_l2)
+        else:
+            w = only_model
+            recs = rank(items, mask, x, w, self.k)
+        self.blend_w.copy_(torch.from_numpy(w))
+        hist = dm.split.history.events
         self.log_dict({
-            "val/score": scores[best],
+            "val/score": metrics.competition_score(recs, users, truth),
             "val/ndcg@50": metrics.ndcg_at_k(recs, users, truth),
             "val/recall@50": metrics.recall_at_k(recs, users, truth),
             "val/repeat": metrics.repeat_share(recs, users, hist["user"].to_numpy(), hist["item"].to_numpy()),
-            "val/relisten_weight": float(best),
-            "val/score_model_only": scores.get(0.0, float("nan")),
+            "val/score_model_only": metrics.competition_score(rank(items, mask, x, only_model, self.k), users,
+                                                              truth),
         })
         self._t_batch = None
 

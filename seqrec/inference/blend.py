@@ -1,0 +1,157 @@
+"""Candidates and their features: the model's best tracks plus the user's own history, scored by a linear blend.
+
+Re-listening dominates this task, so a user's history competes with the model's new tracks on equal terms:
+each (user, candidate) gets the model's log-probability and re-listen evidence (recency-decayed plays, play
+count, days since the last play, best past listen, what usually follows the last plays), and a linear
+blend learned on the validation window ranks them (a listwise softmax over each user's candidates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seqrec import PAD
+from seqrec.baselines import Transitions, listen_quality, row_normalise
+from seqrec.config import Config
+from seqrec.data.dataset import Dataset
+
+FEATURES = ("model_logp", "relisten", "relisten_short", "log_plays", "log_days_since", "in_history",
+            "best_listen", "next", "log_popularity")
+NO_HISTORY_DAYS = 365.0  # "days since last play" of a track never played
+
+
+@dataclass
+class Evidence:
+    """Per (user, item) history statistics as sorted keys user * stride + item with aligned columns."""
+
+    keys: np.ndarray
+    stats: np.ndarray  # (pairs, 5): relisten, relisten_short, log_plays, log_days_since, best_listen
+    stride: int
+    ranked: np.ndarray  # pair indices ordered by user, then re-listen score (best first)
+    transitions: Transitions
+    log_pop: np.ndarray  # (n_items + 1,) log1p of recent distinct listeners
+
+    @classmethod
+    def build(cls, ds: Dataset, cfg: Config) -> Evidence:
+        ev = ds.events
+        b = cfg.baselines
+        age = (ds.end - ev["ts"]).dt.total_seconds().to_numpy() / 86400
+        q = listen_quality(ev["frac"].to_numpy(), b.relisten_quality_floor)
+        frame = pd.DataFrame({
+            "user": ev["user"].to_numpy(), "item": ev["item"].to_numpy(),
+            "rel": q * np.exp2(-age / b.relisten_half_life_days),
+            "rel_short": q * np.exp2(-age / cfg.decode.short_half_life_days),
+            "plays": np.ones(len(ev), np.float32), "age": age,
+            "best": np.floor(np.clip(np.nan_to_num(ev["frac"].to_numpy()), 0, 1) * 4) / 4,
+        })
+        g = frame.groupby(["user", "item"], sort=True).agg(
+            rel=("rel", "sum"), rel_short=("rel_short", "sum"), plays=("plays", "sum"), age=("age", "min"),
+            best=("best", "max"))
+        users = g.index.get_level_values(0).to_numpy(np.int64)
+        items = g.index.get_level_values(1).to_numpy(np.int64)
+        stride = ds.n_items + 1
+        # relisten columns are scaled so each user's best track is 1, as in the baselines
+        rel = _per_user_max_scale(users, g["rel"].to_numpy())
+        rel_short = _per_user_max_scale(users, g["rel_short"].to_numpy())
+        stats = np.stack([rel, rel_short, np.log1p(g["plays"].to_numpy()), np.log1p(g["age"].to_numpy()),
+                          g["best"].to_numpy()], axis=1).astype(np.float32)
+        recent = ev[ev["ts"] >= ds.end - pd.Timedelta(days=b.popular_days)]
+        pop = np.bincount(recent.drop_duplicates(["user", "item"])["item"], minlength=stride)
+        ranked = np.lexsort((-rel, users))
+        return cls(users * stride + items, stats, stride, ranked, Transitions(b).fit(ds),
+                   np.log1p(pop).astype(np.float32))
+
+    def history_items(self, users: np.ndarray, n: int) -> np.ndarray:
+        """(B, n) each user's top tracks by re-listen score, PAD-padded."""
+        lo = np.searchsorted(self.keys, users * self.stride)
+        hi = np.searchsorted(self.keys, (users + 1) * self.stride)
+        idx = lo[:, None] + np.arange(n)[None, :]  # (B, n) positions in `ranked`; keys and ranked share user runs
+        ok = idx < hi[:, None]
+        pairs = self.ranked[np.where(ok, idx, 0)]
+        return np.where(ok, self.keys[pairs] % self.stride, PAD)
+
+    def features(self, users: np.ndarray, items: np.ndarray, logp: np.ndarray) -> np.ndarray:
+        """(B, C, F) features of candidate `items` (B, C) given the model's log-probabilities of them."""
+        key = users[:, None] * self.stride + items  # (B, C)
+        pos = np.clip(np.searchsorted(self.keys, key), 0, len(self.keys) - 1)
+        hit = self.keys[pos] == key
+        stats = np.where(hit[..., None], self.stats[pos], 0.0)  # (B, C, 5)
+        stats[..., 3] = np.where(hit, stats[..., 3], np.log1p(NO_HISTORY_DAYS))
+        nxt = row_normalise(self.transitions.user_scores(users)).tocsr()
+        rows = np.repeat(np.arange(len(users)), items.shape[1])
+        nxt_val = np.asarray(nxt[rows, items.ravel()]).reshape(items.shape)
+        return np.concatenate([
+            np.maximum(logp, -30.0)[..., None],
+            stats[..., :2], stats[..., 2:4], hit[..., None].astype(np.float32), stats[..., 4:5],
+            nxt_val[..., None], self.log_pop[items][..., None],
+        ], axis=-1).astype(np.float32)
+
+
+def _per_user_max_scale(users: np.ndarray, values: np.ndarray) -> np.ndarray:
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    top = np.maximum.reduceat(values, starts) if len(values) else values
+    return values / np.repeat(np.where(top > 0, top, 1.0), np.diff(np.r_[starts, len(values)]))
+
+
+def merge_candidates(model_items: np.ndarray, history_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, C) model top items and (B, H) history items -> (B, C + H) candidates and a mask of distinct real ones."""
+    items = np.concatenate([model_items, history_items], axis=1)
+    order = np.argsort(items, axis=1, kind="stable")
+    srt = np.take_along_axis(items, order, 1)
+    dup_sorted = np.zeros_like(srt, dtype=bool)
+    dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    dup = np.empty_like(dup_sorted)
+    np.put_along_axis(dup, order, dup_sorted, 1)
+    return items, (items != PAD) & ~dup
+
+
+def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, l2: float, steps: int = 200) -> np.ndarray:
+    """Linear weights maximising a listwise softmax likelihood of each user's window gains over candidates."""
+    X = torch.from_numpy(x).double()  # (U, C, F)
+    m = torch.from_numpy(mask)
+    g = torch.from_numpy(gain).double() * m
+    keep = g.sum(1) > 0  # users with nothing to find carry no signal
+    X, m, g = X[keep], m[keep], g[keep]
+    mu = (X * m[..., None]).sum((0, 1)) / m.sum().clamp_min(1)
+    sd = (((X - mu) ** 2) * m[..., None]).sum((0, 1)).div(m.sum().clamp_min(1)).sqrt().clamp_min(1e-6)
+    Z = (X - mu) / sd  # standardised so one l2 fits all features
+    target = g / g.sum(1, keepdim=True)
+    w = torch.zeros(X.shape[-1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        s = (Z @ w).masked_fill(~m, float("-inf"))
+        loss = -(target * torch.log_softmax(s, dim=1).masked_fill(~m, 0)).sum(1).mean() + l2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    if len(X):
+        opt.step(closure)
+    return (w.detach() / sd).numpy().astype(np.float32)  # weights on raw features: ranking ignores shifts
+
+
+def rank(items: np.ndarray, mask: np.ndarray, x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) best candidates by x @ w."""
+    s = np.where(mask, x @ w, -np.inf)
+    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(items, top, 1)
+
+
+def logp_only_weights() -> np.ndarray:
+    """Blend that ranks by the model alone."""
+    w = np.zeros(len(FEATURES), np.float32)
+    w[0] = 1.0
+    return w
+
+
+def coverage_check(mask: np.ndarray, k: int) -> None:
+    """Every user must have at least k distinct candidates."""
+    short = mask.sum(1) < k
+    if short.any():
+        raise ValueError(f"{int(short.sum())} user(s) have fewer than {k} candidates; raise "
+                         f"decode.n_model_candidates")

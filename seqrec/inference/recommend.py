@@ -1,0 +1,51 @@
+"""One entry point for top-k lists from any model: a fitted baseline or a trained SASRec run."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seqrec.baselines import make_baseline
+from seqrec.config import Config, RunConfig
+from seqrec.data.dataset import Dataset
+from seqrec.data.sequences import build_sequences
+from seqrec.inference.blend import FEATURES
+from seqrec.inference.decode import make_decoder
+from seqrec.metrics import repeat_share
+from seqrec.training.batches import event_features
+from seqrec.training.module import SeqRecModule
+
+
+def load_module(run: RunConfig) -> SeqRecModule:
+    """The best checkpoint of a run, loaded without unpickling arbitrary objects."""
+    path = run.checkpoints / "best.ckpt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: train first with `python train.py run.dir={run.dir}`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    module = SeqRecModule(**state["hyper_parameters"])
+    module.load_state_dict(state["state_dict"])
+    return module
+
+
+def sasrec_topk(cfg: Config, ds: Dataset, users: np.ndarray) -> np.ndarray:
+    """Encode each user's whole history in `ds` and decode top-k with the blend weight chosen on validation."""
+    module = load_module(cfg.run)
+    if module.net.n_items != ds.n_items:
+        raise ValueError(f"{cfg.run.dir} was trained on {module.net.n_items:,} items but {cfg.data.dir} has "
+                         f"{ds.n_items:,}: predict with the data set the run was trained on")
+    device = "cuda" if torch.cuda.is_available() and cfg.train.accelerator != "cpu" else "cpu"
+    seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
+    decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
+    w = module.blend_w.numpy()
+    recs = decoder.topk(module.net.to(device), users, w, cfg.eval.k)
+    rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
+    blend = ", ".join(f"{n} {v:+.3g}" for n, v in zip(FEATURES, w, strict=True))
+    print(f"sasrec: lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks; blend: {blend}")
+    return recs
+
+
+def recommend(name: str, cfg: Config, ds: Dataset, users: np.ndarray) -> np.ndarray:
+    """(n, k) lists for `users` from history `ds`: `sasrec` loads cfg.run, anything else fits a baseline."""
+    if name == "sasrec":
+        return sasrec_topk(cfg, ds, users)
+    return make_baseline(name, cfg.baselines, cfg.seed).fit(ds).recommend(users, cfg.eval.k)[0]

@@ -1,0 +1,182 @@
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from seqrec import PAD
+from seqrec.config import load_config
+from seqrec.data.sequences import build_sequences
+from seqrec.inference.blend import FEATURES, logp_only_weights
+from seqrec.inference.decode import make_decoder
+from seqrec.models.sasrec import SASRec
+from seqrec.training.batches import TrainWindows, event_features, history_inputs, train_windows
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# ---- training windows and histories on a hand log -------------------------------------------------------------
+# item 5 is invalid (unknown length, so frac NaN). Feature ids: frac = quarter bucket + 2 (unknown 1); gap = 1 for a
+# user's first event, else 2 + bucket of (<60 s, <300 s, <1800 s, <7200 s, ...); session = position in session + 1.
+HAND = [
+    (0, 1, "2025-03-01 10:00:00", 1.0),   # e0: frac 6, gap 1 (first), session 1; quarter weight 1
+    (0, 2, "2025-03-01 10:00:30", 0.3),   # e1: frac 3, gap 2 (30 s), session 2; weight 0.25
+    (0, 3, "2025-03-01 10:02:00", 0.6),   # e2: frac 4, gap 3 (90 s), session 3; weight 0.5
+    (0, 4, "2025-03-01 11:00:00", 0.1),   # e3: frac 2, gap 5 (58 min), new session 1; weight 0 (a skip)
+    (0, 5, "2025-03-01 11:01:30", 0.9),   # e4: frac 1 (unknown), gap 3, session 2; weight 0 (unknown length)
+    (0, 2, "2025-03-01 11:02:00", 0.75),  # e5: frac 5, gap 2, session 3; weight 0.75
+    (1, 3, "2025-03-01 09:00:00", 1.0),   # e6: user 1's only event: never a target
+    (2, 4, "2025-03-02 08:00:00", 0.5),   # e7: frac 4, gap 1, session 1; weight 0.5
+    (2, 1, "2025-03-02 08:10:00", 1.0),   # e8: frac 6, gap 4 (600 s), session 2; weight 1
+    (2, 2, "2025-03-03 09:10:00", 0.25),  # e9: frac 3, gap 8 (25 h), new session 1; weight 0.25
+]                                         # user 3 has no events
+
+
+@pytest.fixture
+def hand_feats(make_dataset):
+    ds = make_dataset(HAND, n_items=6, n_users=4, invalid=(5,))
+    seqs = build_sequences(ds.events, ds.n_users, session_gap_min=30.0)
+    return event_features(seqs, "quarter")
+
+
+def test_event_features_exact(hand_feats):
+    f = hand_feats
+    np.testing.assert_array_equal(f.offsets, [0, 6, 7, 10, 10])
+    np.testing.assert_array_equal(f.item, [1, 2, 3, 4, 5, 2, 3, 4, 1, 2])
+    np.testing.assert_array_equal(f.frac, [6, 3, 4, 2, 1, 5, 6, 4, 6, 3])
+    np.testing.assert_array_equal(f.gap, [1, 2, 3, 5, 3, 2, 1, 1, 4, 8])
+    np.testing.assert_array_equal(f.session, [1, 2, 3, 1, 2, 3, 1, 1, 2, 1])
+    np.testing.assert_array_equal(f.weight, np.array([1, 0.25, 0.5, 0, 0, 0.75, 1, 0.5, 1, 0.25], np.float32))
+
+
+def test_train_windows_cover_every_target_once(hand_feats):
+    start, end = train_windows(hand_feats.offsets, 3)
+    # user 0 (6 events): 5 targets -> windows ending at 6 and 3; user 1: none; user 2 (3 events): one; user 3: none
+    np.testing.assert_array_equal(start, [0, 0, 7])
+    np.testing.assert_array_equal(end, [6, 3, 10])
+    start, end = train_windows(hand_feats.offsets, 3, users=np.array([2, 3]))
+    np.testing.assert_array_equal(start, [7])
+    np.testing.assert_array_equal(end, [10])
+
+
+def test_train_windows_batch_exact_tensors(hand_feats):
+    windows = TrainWindows(hand_feats, T=3)
+    assert len(windows) == 3
+    b = windows[[0, 1, 2]]
+    want = {
+        # window 0: inputs e2 e3 e4, targets e3 e4 e5
+        # window 1: inputs PAD e0 e1, targets PAD e1 e2 (e0 has no predecessor: never a target)
+        # window 2: inputs PAD e7 e8, targets PAD e8 e9
+        "item": [[3, 4, 5], [PAD, 1, 2], [PAD, 4, 1]],
+        "frac": [[4, 2, 1], [PAD, 6, 3], [PAD, 4, 6]],
+        "gap": [[3, 5, 3], [PAD, 1, 2], [PAD, 1, 4]],
+        "session": [[3, 1, 2], [PAD, 1, 2], [PAD, 1, 2]],
+        "target": [[4, 5, 2], [PAD, 2, 3], [PAD, 1, 2]],
+    }
+    assert set(b) == {*want, "weight"}
+    for name, rows in want.items():
+        assert b[name].dtype == torch.int64, name
+        torch.testing.assert_close(b[name], torch.tensor(rows), rtol=0, atol=0, msg=name)
+    assert b["weight"].dtype == torch.float32
+    torch.testing.assert_close(b["weight"], torch.tensor([[0, 0, 0.75], [0, 0.25, 0.5], [0, 1, 0.25]]))
+    # a batch is a list of window ids in any order
+    torch.testing.assert_close(windows[[2, 0]]["target"], torch.tensor([[PAD, 1, 2], [4, 5, 2]]))
+
+
+def test_history_inputs_exact_tensors(hand_feats):
+    x = history_inputs(hand_feats, np.array([0, 1, 2, 3]), T=4)
+    want = {
+        "item": [[3, 4, 5, 2], [PAD, PAD, PAD, 3], [PAD, 4, 1, 2], [PAD] * 4],
+        "frac": [[4, 2, 1, 5], [PAD, PAD, PAD, 6], [PAD, 4, 6, 3], [PAD] * 4],
+        "gap": [[3, 5, 3, 2], [PAD, PAD, PAD, 1], [PAD, 1, 4, 8], [PAD] * 4],
+        "session": [[3, 1, 2, 3], [PAD, PAD, PAD, 1], [PAD, 1, 2, 1], [PAD] * 4],
+    }
+    assert set(x) == set(want)
+    for name, rows in want.items():
+        torch.testing.assert_close(x[name], torch.tensor(rows), rtol=0, atol=0, msg=name)
+
+
+# ---- decoding top-k ------------------------------------------------------------------------------------------------
+N_ITEMS, INVALID, K = 24, (3, 7), 20
+
+
+def plays(user: int, item: int, frac: float, n: int, hour: int) -> list[tuple[int, int, str, float]]:
+    return [(user, item, f"2025-03-01 {hour:02d}:{m:02d}:00", frac) for m in range(n)]
+
+
+DECODE_LOG = [
+    *plays(0, 5, 1.0, 3, 8),    # user 0 re-listen evidence: 5 (3.0) > 9 (2.0) > 14 (1.0) > 16 (0.8) > 12 (0.3)
+    *plays(0, 9, 1.0, 2, 9),
+    *plays(0, 14, 1.0, 1, 10),
+    *plays(0, 16, 0.05, 2, 11),  # skipped twice but also half-listened once: not blocked
+    *plays(0, 16, 0.6, 1, 12),
+    *plays(0, 12, 0.05, 3, 13),  # skipped 3 times, never half-listened: blocked when mask_skipped in 1..3
+    *plays(0, 3, 1.0, 6, 14),   # played most, but has no known length: never recommended
+    *plays(1, 20, 1.0, 2, 8),   # user 1: 20 > 12 (user 0's skips do not block 12 for user 1)
+    *plays(1, 12, 1.0, 1, 9),
+    *plays(2, 7, 1.0, 4, 8),    # user 2: an invalid track, then one valid play
+    *plays(2, 1, 1.0, 1, 9),
+]
+USERS = np.array([0, 1, 2])
+
+
+@pytest.fixture
+def decode_setup(make_dataset):
+    """A seeded untrained model and the pieces make_decoder needs, as train.py and predict.py build them."""
+    pl.seed_everything(0)
+    ds = make_dataset(DECODE_LOG, n_items=N_ITEMS, n_users=3, invalid=INVALID)
+    overrides = ["model.d_model=16", "model.n_blocks=1", "model.max_len=8", "model.dropout=0.0"]
+    cfg = load_config(overrides)
+    seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
+    feats = event_features(seqs, cfg.train.weight_mode)
+    model = SASRec(cfg.model, ds.n_items)
+    return ds, feats, model, overrides
+
+
+def blend(relisten: float = 0.0) -> np.ndarray:
+    """The model's log-probability plus `relisten` times the user's re-listen evidence."""
+    w = logp_only_weights()
+    w[FEATURES.index("relisten")] = relisten
+    return w
+
+
+WEIGHTS = {"model only": blend(), "mixed": blend(1.0), "relisten": blend(1000.0)}
+
+
+def decode(setup, extra: list[str], w: np.ndarray, users: np.ndarray = USERS) -> np.ndarray:
+    ds, feats, model, overrides = setup
+    return make_decoder(ds, feats, load_config(overrides + extra)).topk(model, users, w, K)
+
+
+@pytest.mark.parametrize("mask_skipped", [0, 2])
+def test_topk_lists_are_k_distinct_recommendable_items(decode_setup, mask_skipped):
+    ds = decode_setup[0]
+    valid = ds.items["valid"].to_numpy()
+    for name, w in WEIGHTS.items():
+        r = decode(decode_setup, [f"decode.mask_skipped={mask_skipped}"], w)
+        assert r.shape == (len(USERS), K), name
+        assert all(len(set(row)) == K for row in r.tolist()), name
+        assert not (r == PAD).any(), name
+        assert valid[r].all(), name  # 22 recommendable items for 20 slots: only the mask keeps 3 and 7 out
+        if mask_skipped:
+            assert 12 not in r[0], name  # user 0 skipped 12 three times
+        elif name == "relisten":  # without the mask, 12 is user 0's fifth re-listen candidate
+            assert r[0, 4] == 12
+
+
+def test_large_relisten_weight_puts_own_most_played_tracks_first(decode_setup):
+    recs = decode(decode_setup, ["decode.mask_skipped=2"], WEIGHTS["relisten"])
+    np.testing.assert_array_equal(recs[0, :4], [5, 9, 14, 16])
+    assert 12 not in recs[0]
+    np.testing.assert_array_equal(recs[1, :2], [20, 12])
+    assert recs[2, 0] == 1
+    # the untrained model alone does not reproduce that order
+    model_only = decode(decode_setup, ["decode.mask_skipped=2"], WEIGHTS["model only"])
+    assert list(model_only[0, :4]) != [5, 9, 14, 16]
+
+
+def test_topk_does_not_depend_on_the_user_batch(decode_setup):
+    for name, w in WEIGHTS.items():
+        one_batch = decode(decode_setup, ["decode.mask_skipped=2"], w)
+        small = decode(decode_setup, ["decode.mask_skipped=2", "decode.batch_users=2"], w)
+        np.testing.assert_array_equal(small, one_batch, err_msg=name)
+        alone = decode(decode_setup, ["decode.mask_skipped=2"], w, users=np.array([2]))
+        np.testing.assert_array_equal(alone[0], one_batch[2], err_msg=name)

@@ -1,0 +1,153 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seqrec import PAD
+from seqrec.training.losses import sampled_ce, target_weights, weighted_ce
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+NAN = np.nan
+FRAC = np.array([NAN, -0.1, 0.0, 0.2, 0.25, 0.49, 0.5, 0.74, 0.75, 0.99, 1.0, 1.7], dtype=np.float32)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("quarter", [0, 0, 0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1, 1]),
+    ("raw", [0, 0, 0, 0.2, 0.25, 0.49, 0.5, 0.74, 0.75, 0.99, 1, 1]),
+    ("binary", [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]),
+    ("none", [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]),  # an unknown-length track is never a target
+])
+def test_target_weights_per_mode(mode, expected):
+    w = target_weights(FRAC, mode)
+    assert w.dtype == np.float32 and w.shape == FRAC.shape
+    np.testing.assert_allclose(w, np.array(expected, dtype=np.float32), rtol=0, atol=1e-7)
+
+
+def test_target_weights_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="weight_mode"):
+        target_weights(FRAC, "squared")
+
+
+@pytest.fixture
+def problem() -> dict[str, torch.Tensor]:
+    """Eight positions over a catalog of PAD + 6 items; two positions weigh 0 (one of them a PAD target)."""
+    torch.manual_seed(0)
+    return {
+        "h": torch.randn(8, 5),
+        "emb": torch.randn(7, 5),
+        "target": torch.tensor([1, 3, 6, 2, PAD, 4, 4, 5]),
+        "w": torch.tensor([1.0, 0.25, 0.5, 0.0, 0.0, 0.75, 1.0, 0.25]),
+    }
+
+
+def hand_ce(h, emb, target, w):
+    """sum(w * CE) / sum(w) with explicit logits over the real items 1..V-1 (PAD is not a class)."""
+    logits = h @ emb.T  # (N, V)
+    logp = torch.log_softmax(logits[:, 1:], dim=1)  # (N, V - 1): column j is item j + 1
+    keep = w > 0
+    ce = -logp[keep, target[keep] - 1]
+    return (w[keep] * ce).sum() / w[keep].sum()
+
+
+def value_and_grads(fn, p, **kw):
+    h, emb = p["h"].clone().requires_grad_(), p["emb"].clone().requires_grad_()
+    loss = fn(h, emb, p["target"], p["w"], **kw)
+    loss.backward()
+    return loss.detach(), h.grad, emb.grad
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_weighted_ce_matches_hand_computation_for_any_chunk(problem, chunk):
+    want, want_dh, want_de = value_and_grads(hand_ce, problem)
+    got, dh, de = value_and_grads(weighted_ce, problem, chunk=chunk)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dh, want_dh, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(de, want_de, rtol=1e-5, atol=1e-5)
+    assert torch.all(de[PAD] == 0)  # the PAD row is never a class, so it gets no gradient
+
+
+def test_weighted_ce_first_value_by_hand():
+    # Two positions, three items: logits are exactly h . emb; only the first position weighs.
+    h = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    emb = torch.tensor([[9.0, 9.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])  # PAD's logit (9) would dominate
+    loss = weighted_ce(h, emb, torch.tensor([1, 3]), torch.tensor([2.0, 0.0]))
+    want = -(1.0 - math.log(math.e + 1 + 1))  # position 0: logits (1, 0, 0), target item 1
+    assert loss.item() == pytest.approx(want, abs=1e-6)
+
+
+def test_weighted_ce_ignores_weight_zero_targets_and_the_pad_logit(problem):
+    base, base_dh, base_de = value_and_grads(weighted_ce, problem, chunk=3)
+    other = dict(problem, target=problem["target"].clone())
+    other["target"][3] = 6  # weight 0: whatever item it is, it is no target
+    other["emb"] = problem["emb"].clone()
+    other["emb"][PAD] = 50.0  # a huge PAD logit would swamp every softmax if PAD were a class
+    got, dh, de = value_and_grads(weighted_ce, other, chunk=3)
+    torch.testing.assert_close(got, base, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(dh, base_dh, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(de, base_de, rtol=1e-6, atol=1e-6)
+    # ... while a target that does weigh changes the loss.
+    moved = dict(problem, target=problem["target"].clone())
+    moved["target"][0] = 2
+    assert not torch.isclose(weighted_ce(**moved), base)
+
+
+def test_weighted_ce_all_zero_weights_is_zero_and_still_backprops(problem):
+    h = problem["h"].clone().requires_grad_()
+    loss = weighted_ce(h, problem["emb"], problem["target"], torch.zeros(8))
+    assert loss.item() == 0.0
+    loss.backward()  # a batch whose targets all weigh 0 must not crash the training step
+    assert torch.all(h.grad == 0)
+
+
+def hand_sampled(h, emb, target, w, negatives, log_q):
+    """Row by row: the target and each negative that is not the target, all corrected by log(M q)."""
+    m = len(negatives)
+    total, wsum = 0.0, 0.0
+    for i in range(len(h)):
+        if w[i] <= 0:
+            continue
+        t = int(target[i])
+        pos = float(h[i] @ emb[t]) - float(log_q[t]) - math.log(m)
+        terms = [pos] + [float(h[i] @ emb[n]) - float(log_q[n]) - math.log(m) for n in negatives.tolist() if n != t]
+        top = max(terms)
+        lse = top + math.log(sum(math.exp(x - top) for x in terms))
+        total += float(w[i]) * (lse - pos)
+        wsum += float(w[i])
+    return total / wsum
+
+
+def test_sampled_ce_matches_hand_computation_and_masks_accidental_hits(problem):
+    q = torch.tensor([0.0, 0.1, 0.3, 0.2, 0.15, 0.05, 0.2])
+    log_q = q.log()
+    negatives = torch.tensor([2, 4, 4, 6, 1])  # row targets 4 and 6 and 1 hit negatives (4 twice)
+    h = problem["h"].clone().requires_grad_()
+    loss = sampled_ce(h, problem["emb"], problem["target"], problem["w"], negatives, log_q)
+    want = hand_sampled(problem["h"], problem["emb"], problem["target"], problem["w"], negatives, log_q)
+    assert loss.item() == pytest.approx(want, rel=1e-5)
+    loss.backward()
+    assert torch.all(h.grad[problem["w"] == 0] == 0)  # weight-0 rows take no part
+    assert torch.isfinite(h.grad).all()
+
+    # Without the accidental-hit mask the target would also count as its own negative: a different value.
+    unmasked = [
+        torch.logsumexp(torch.cat([
+            (problem["h"][i] @ problem["emb"][t] - log_q[t] - math.log(5)).reshape(1),
+            problem["h"][i] @ problem["emb"][negatives].T - log_q[negatives] - math.log(5),
+        ]), 0) - (problem["h"][i] @ problem["emb"][t] - log_q[t] - math.log(5))
+        for i, t in enumerate(problem["target"].tolist()) if problem["w"][i] > 0
+    ]
+    w = problem["w"][problem["w"] > 0]
+    assert (w * torch.stack(unmasked)).sum().item() / w.sum().item() != pytest.approx(want, rel=1e-3)
+
+
+def test_sampled_ce_ignores_weight_zero_targets(problem):
+    log_q = torch.full((7,), -math.log(6.0))
+    log_q[PAD] = -math.inf
+    negatives = torch.tensor([1, 2, 3, 5])
+    base = sampled_ce(problem["h"], problem["emb"], problem["target"], problem["w"], negatives, log_q)
+    target = problem["target"].clone()
+    target[3] = 5  # weight 0
+    got = sampled_ce(problem["h"], problem["emb"], target, problem["w"], negatives, log_q)
+    assert got.item() == pytest.approx(base.item(), rel=1e-6)

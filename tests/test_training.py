@@ -1,0 +1,178 @@
+"""End to end on the tiny synthetic preset: train.py, predict.py, seqrec.validate, resuming; a bf16 step on GPU."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+
+from seqrec.config import load_config
+from seqrec.data.dataset import build_dataset
+from seqrec.data.sequences import build_sequences
+from seqrec.train import train
+from seqrec.training.batches import TrainWindows, event_features
+from seqrec.training.losses import sampled_ce, weighted_ce
+from seqrec.training.module import SeqRecModule
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = 3  # training batches per epoch
+TRAIN = [
+    "preset=demo", "train.max_epochs=1", f"train.limit_train_batches={STEPS}", "train.batch_size=16",
+    "train.n_negatives=64", "train.log_every_n_steps=1", "model.d_model=16", "model.max_len=20",
+    "split.min_window_events=1",
+]
+
+
+def run(*args: str, gpu: bool = False) -> subprocess.CompletedProcess:
+    """A command line from the repository root; one torch thread keeps a busy 2-core machine responsive."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if not gpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def load_ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)  # no arbitrary unpickling: a requirement
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_synth, tmp_path_factory) -> dict:
+    """Train one epoch, predict, validate, then resume the same run for a second epoch; snapshots in between."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    run_dir, sub = tmp / "run", tmp / "submission.csv"
+    data = f"data.dir={tiny_synth}"
+    run("train.py", data, f"run.dir={run_dir}", *TRAIN)
+    ckpts = run_dir / "checkpoints"
+    out = {
+        "run": run_dir,
+        "submission": sub,
+        "files": sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()),
+        "config": OmegaConf.load(run_dir / "config.yaml"),
+        "last_1": load_ckpt(ckpts / "last.ckpt"),
+        "best_1": load_ckpt(ckpts / "best.ckpt"),
+        "tb": sorted((run_dir / "tb").glob("events.out.tfevents.*")),
+    }
+    out["predict"] = run("predict.py", data, f"run.dir={run_dir}", f"submission={sub}")
+    out["validate"] = run("-m", "seqrec.validate", str(sub), data)
+    run("train.py", data, f"run.dir={run_dir}", *TRAIN, "train.max_epochs=2", "ckpt=last")  # last wins
+    out["last_2"] = load_ckpt(ckpts / "last.ckpt")
+    out["checkpoints_2"] = sorted(p.name for p in ckpts.iterdir())
+    return out
+
+
+def test_train_writes_checkpoints_config_and_tensorboard(pipeline):
+    files = pipeline["files"]
+    assert {"checkpoints/best.ckpt", "checkpoints/last.ckpt", "config.yaml"} <= set(files)
+    assert len(pipeline["tb"]) == 1
+    cfg = pipeline["config"]  # the resolved config of the run, overrides included
+    assert cfg.model.d_model == 16 and cfg.model.max_len == 20 and cfg.train.loss == "sampled"
+    assert cfg.train.max_epochs == 1 and cfg.split.min_window_events == 1
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(pipeline["tb"][0]))
+    tb.Reload()
+    scalars = set(tb.Tags()["scalars"])
+    assert {"train/loss", "val/score", "val/ndcg@50"} <= scalars
+    losses = [e.value for e in tb.Scalars("train/loss")]
+    assert len(losses) == STEPS and np.isfinite(losses).all()
+
+
+def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
+    last, best = pipeline["last_1"], pipeline["best_1"]
+    assert last["global_step"] == STEPS and last["epoch"] == 0
+    hp = best["hyper_parameters"]
+    assert hp["model"]["d_model"] == 16 and hp["k"] == 50
+    assert best["state_dict"]["net.item_emb.weight"].shape == (hp["n_items"] + 1, 16)
+    module = SeqRecModule(**hp)
+    module.load_state_dict(best["state_dict"])  # strict: every weight and the chosen blend weight
+    assert torch.isfinite(module.blend_w).all()  # the blend fitted on validation travels with the weights
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_submission_lists_50_distinct_items_for_every_test_user(pipeline, tiny_synth):
+    sub = pd.read_csv(pipeline["submission"])
+    assert list(sub.columns) == ["id", "user_id", "item_id", "rank"]
+    test_users = set(pd.read_csv(tiny_synth / "test.csv")["user_id"])
+    assert set(sub["user_id"]) == test_users
+    per_user = sub.groupby("user_id").agg(n=("item_id", "size"), distinct=("item_id", "nunique"),
+                                          ranks=("rank", lambda r: sorted(r) == list(range(1, 51))))
+    assert (per_user["n"] == 50).all() and (per_user["distinct"] == 50).all() and per_user["ranks"].all()
+    catalog = pd.read_csv(tiny_synth / "item_metadata.csv")
+    assert sub["item_id"].isin(catalog.loc[catalog["track_duration"].notna(), "item_id"]).all()
+    assert f"wrote {pipeline['submission']} ({len(test_users)} users x 50)" in pipeline["predict"].stdout
+    assert f"valid ({len(test_users)} users x 50 items)" in pipeline["validate"].stdout
+
+
+def test_resume_continues_from_last_checkpoint(pipeline):
+    last = pipeline["last_2"]
+    assert last["global_step"] == 2 * pipeline["last_1"]["global_step"] == 2 * STEPS
+    assert last["epoch"] == 1
+    assert pipeline["checkpoints_2"] == ["best.ckpt", "last.ckpt"]  # no best-v1.ckpt beside the old one
+    before, after = pipeline["last_1"]["state_dict"], last["state_dict"]
+    assert not torch.equal(before["net.item_emb.weight"], after["net.item_emb.weight"])  # it trained on
+
+
+def test_train_refuses_to_resume_without_a_checkpoint(tiny_synth, tmp_path):
+    cfg = load_config([f"data.dir={tiny_synth}", f"run.dir={tmp_path / 'none'}", *TRAIN, "ckpt=last"])
+    with pytest.raises(FileNotFoundError, match="does not exist; train once without ckpt= first"):
+        train(cfg)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 training step needs CUDA")
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_bf16_training_step_on_gpu(tiny_synth, loss):
+    pl.seed_everything(0)
+    cfg = load_config([f"data.dir={tiny_synth}", "model.d_model=32", "model.max_len=20", f"train.loss={loss}",
+                       "train.n_negatives=256", "train.loss_chunk=64"])
+    ds = build_dataset(tiny_synth, cfg.clean)
+    feats = event_features(build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min), cfg.train.weight_mode)
+    batch = {k: v.cuda() for k, v in TrainWindows(feats, cfg.model.max_len)[list(range(32))].items()}
+    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k).cuda()
+    counts = torch.bincount(torch.from_numpy(feats.item), minlength=ds.n_items + 1).double().cuda()
+    q = (counts + 1) ** cfg.train.neg_alpha
+    q[0] = 0
+    q = (q / q.sum()).float()
+
+    def step(autocast: bool) -> torch.Tensor:
+        torch.manual_seed(1)  # the same negatives both times
+        module.zero_grad()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            h = module.net(batch["item"], batch["frac"], batch["gap"], batch["session"]).flatten(0, 1)
+            target, w = batch["target"].flatten(), batch["weight"].flatten()
+            if loss == "full":
+                value = weighted_ce(h, module.net.item_weights(), target, w, cfg.train.loss_chunk)
+            else:
+                neg = torch.multinomial(q, cfg.train.n_negatives, replacement=True)
+                value = sampled_ce(h, module.net.item_weights(), target, w, neg, q.log())
+        value.backward()
+        return value.detach()
+
+    module.eval()  # no dropout: both passes see the same network
+    fp32 = step(autocast=False)
+    bf16 = step(autocast=True)
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16)
+    assert abs(bf16.item() - fp32.item()) < 0.05 * fp32.item()
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert module.net.item_emb.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16-mixed training needs CUDA")
+def test_train_py_runs_bf16_mixed_on_gpu(tiny_synth, tmp_path):
+    for loss in ("full", "sampled"):
+        run_dir = tmp_path / loss
+        done = run("train.py", f"data.dir={tiny_synth}", f"run.dir={run_dir}", *TRAIN, "train.accelerator=gpu",
+                   f"train.loss={loss}", gpu=True)
+        assert "bfloat16 Automatic Mixed Precision" in done.stdout + done.stderr  # Lightning names its precision
+        last = load_ckpt(run_dir / "checkpoints" / "last.ckpt")
+        assert last["global_step"] == STEPS
+        assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
