@@ -132,6 +132,8 @@ class ModelConfig:
     """Feed the time-gap bucket since the previous event."""
     use_session: bool = True
     """Feed the position inside the listening session."""
+    use_repeat: bool = True
+    """Learned re-listen bias: a track played in the window gets a score bonus by recency and listen quality."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:

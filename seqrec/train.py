@@ -31,9 +31,10 @@ def build_trainer(cfg: Config) -> pl.Trainer:
     precision = t.precision or ("bf16-mixed" if torch.cuda.is_available() and t.accelerator != "cpu" else "32-true")
     callbacks = [
         ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="best", monitor="val/score", mode="max",
-                        save_top_k=1, auto_insert_metric_name=False),
+                        save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
         # the newest state, every epoch, for ckpt=last (save_last only follows saves of the best one)
-        ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="last", monitor="step", mode="max", save_top_k=1),
+        ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="last", monitor="step", mode="max", save_top_k=1,
+                        enable_version_counter=False),
         EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
         LearningRateMonitor(logging_interval="step"),
     ]
@@ -62,14 +63,13 @@ def train(cfg: Config) -> Path:
           f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
     dm = SeqDataModule(split, cfg)
     module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
-    run = Path(cfg.run.dir)
-    write_atomic(run / "config.yaml", to_yaml(cfg))
-    trainer = build_trainer(cfg)
     ckpt = None
     if cfg.ckpt:
         ckpt = cfg.run.checkpoints / "last.ckpt" if cfg.ckpt == "last" else Path(cfg.ckpt)
         if not ckpt.exists():
             raise FileNotFoundError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
+    write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
+    trainer = build_trainer(cfg)
     trainer.fit(module, dm, ckpt_path=ckpt)
     best = cfg.run.checkpoints / "best.ckpt"
     score = trainer.checkpoint_callback.best_model_score

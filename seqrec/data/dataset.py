@@ -93,6 +93,9 @@ def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
         report["future"] = {}
         future_cfg = replace(clean, start=None, end=None)
         future = clean_events(tables["future.csv"], items, user_ids, future_cfg, report["future"])
+    if events.empty:
+        raise DataError(f"{Path(folder) / 'interactions.csv'}: no event left after cleaning "
+                        f"(report: {report['interactions']})")
     end = _log_end(events)
     report["log_end"] = str(end)
     return Dataset(events, items, users, test_users, end, future, report)

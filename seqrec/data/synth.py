@@ -77,12 +77,14 @@ class SynthConfig:
     p_related: float = 0.1
     """Chance that a play (not the session's first) is one of the related tracks of the play before."""
     p_drift_related: float = 0.7
-    """Share of drifting favourites that are related tracks of the user's core favourites."""
+    """Share of drifting favourites that follow from the favourite before them (album or related track)."""
+    p_drift_album: float = 0.5
+    """Of those, the share that is the next track of the previous favourite's album."""
     core_size: int = 5
     """All-time favourites per user (scaled up for heavy listeners)."""
     window_size: int = 12
     """Current favourites per user at any time (scaled up for heavy listeners)."""
-    drift: float = 1.5
+    drift: float = 2.5
     """How many times the current favourites are replaced over the period."""
     new_release_share: float = 0.12
     """Tracks released during the period."""
@@ -92,7 +94,7 @@ class SynthConfig:
 
 PRESETS = {
     "demo": SynthConfig(users=5_000, items=30_000, test_users=1_000),
-    "full": SynthConfig(users=279_000, items=349_000, test_users=1_500),
+    "full": SynthConfig(users=279_000, items=349_000, test_users=1_500, events_median=62.0),  # ~25M rows
     "tiny": SynthConfig(users=300, items=2_000, test_users=100),
 }
 CHUNK_USERS = 20_000
@@ -238,13 +240,18 @@ def simulate_chunk(cfg: SynthConfig, cat: Catalog, tables, edges, user_lo: int, 
         list_n[fav_user] - core_n[fav_user])
     fav_slice = np.minimum((rel * len(tables)).astype(np.int64), len(tables) - 1)
     fav_items = draw(tables, fav_slice, fav_genre, rng, np.arange(len(cat.pop)))
-    # Tastes drift along related tracks: a new favourite is often related to the one before it.
+    # Tastes drift along related tracks and through albums: a new favourite is often the next track of
+    # the album of the one before it, or one of its related tracks.
     pos_in_list = np.arange(len(fav_user)) - fav_off[fav_user]
-    grow = (pos_in_list > core_n[fav_user]) & (rng.random(len(fav_user)) < cfg.p_drift_related)
+    u_grow = rng.random(len(fav_user))
+    grow = (pos_in_list > core_n[fav_user]) & (u_grow < cfg.p_drift_related)
+    album = grow & (u_grow < cfg.p_drift_related * cfg.p_drift_album)
     pick = rng.integers(0, cat.related.shape[1], len(fav_user))
     for p in range(1, int(pos_in_list.max(initial=0)) + 1):  # per list position, vectorised over users
         at = np.flatnonzero(grow & (pos_in_list == p))
-        fav_items[at] = cat.related[fav_items[at - 1], pick[at]]
+        prev = fav_items[at - 1]
+        nxt = cat.album_start[prev] + (prev - cat.album_start[prev] + 1) % cat.album_len[prev]
+        fav_items[at] = np.where(album[at], nxt, cat.related[prev, pick[at]])
 
     # Play types. A related play follows the previous play's related tracks; it never follows another
     # related play and is never continued as an album, so every play resolves in one vectorised pass.
@@ -298,7 +305,8 @@ def simulate_chunk(cfg: SynthConfig, cat: Catalog, tables, edges, user_lo: int, 
     short = (frac == 1.0) & (rng.random(n_ev) < 0.1)
     listened[short] -= rng.integers(1, 4, short.sum())
     # Plays follow each other back to back within a session.
-    gap = listened + rng.integers(1, 15, n_ev)
+    gap = np.zeros(n_ev, dtype=np.int64)
+    gap[1:] = listened[:-1] + rng.integers(1, 15, n_ev - 1)  # the next play starts when this one ends
     gap[first] = 0
     csum = np.cumsum(gap)
     sess_first_csum = csum[np.flatnonzero(first)][ev_sess - ev_sess[0]] if n_ev else csum

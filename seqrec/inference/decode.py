@@ -10,7 +10,7 @@ import torch
 
 from seqrec.config import Config, DecodeConfig
 from seqrec.data.dataset import Dataset
-from seqrec.inference.blend import Evidence, merge_candidates, rank
+from seqrec.inference.blend import Evidence, coverage_check, merge_candidates, rank
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import EventFeatures, history_inputs
 
@@ -49,8 +49,11 @@ class Decoder:
         for i in range(0, len(users), self.cfg.batch_users):
             u = users[i:i + self.cfg.batch_users]
             x = {n: t.to(device) for n, t in history_inputs(self.feats, u, model.cfg.max_len).items()}
+            T = x["item"].shape[1]
             h = model(**x)[:, -1]  # (B, D) state after the last event
-            logp = torch.log_softmax(model.score_all(h).float(), dim=-1)  # (B, V)
+            rep = model.repeat_bias(x["item"], x["frac"])
+            rep = rep.select(torch.arange(T - 1, rep.items.shape[0], T, device=device)) if rep is not None else None
+            logp = torch.log_softmax(model.score_all(h, rep), dim=-1)  # (B, V)
             logp = logp.masked_fill(~allowed, float("-inf"))
             if self.blocked is not None:
                 logp = logp.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
@@ -68,6 +71,7 @@ class Decoder:
     def topk(self, model: SASRec, users: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
         """(n, k) best candidates by the blend `w`."""
         c = self.candidates(model, users)
+        coverage_check(c.mask, k)
         return rank(c.items, c.mask, c.x, w, k)
 
 

@@ -1,10 +1,13 @@
 """SASRec: a causal transformer over listening histories; pure torch, no Lightning.
 
 Beyond the item id, each past event can carry how much of it was listened (a skip is not a like), the
-time gap since the previous event and the position inside its listening session.
+time gap since the previous event and the position inside its listening session. A learned re-listen bias
+lets tracks played in the window score by how recently and how fully they were played: repeats dominate.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,23 @@ from seqrec.config import ModelConfig
 N_FRAC = 7  # PAD, unknown, quarters 0..4
 N_GAP = 12  # PAD, first event, 10 log-spaced gap buckets
 N_SESSION_POS = 18  # PAD, positions 0..16 (the last bucket collects the rest)
+# Re-listen bias: how many events back an item was played, in log2 buckets (0, 1, 2, 3-4, 5-8, ... 129+).
+REPEAT_DIST_EDGES = (0, 1, 2, 4, 8, 16, 32, 64, 128)
+
+
+@dataclass
+class Repeat:
+    """Learned re-listen bias for each query row (flattened B*T): the items visible in its window."""
+
+    items: torch.Tensor
+    """(N, T) items of the window (the row's own events and earlier ones)."""
+    bias: torch.Tensor
+    """(N, T) bias of items[r, j] at row r: the kernel summed over all its visible plays."""
+    latest: torch.Tensor
+    """(N, T) bool: one visible play per distinct item (its latest), so each item is counted once."""
+
+    def select(self, keep: torch.Tensor) -> Repeat:
+        return Repeat(self.items[keep], self.bias[keep], self.latest[keep])
 
 
 class Block(nn.Module):
@@ -55,6 +75,8 @@ class SASRec(nn.Module):
         self.frac_emb = nn.Embedding(N_FRAC, d, padding_idx=0) if cfg.use_frac else None
         self.gap_emb = nn.Embedding(N_GAP, d, padding_idx=0) if cfg.use_gap else None
         self.session_emb = nn.Embedding(N_SESSION_POS, d, padding_idx=0) if cfg.use_session else None
+        # one scalar per (distance bucket, listened-fraction bucket) of a past play of the scored item
+        self.repeat = nn.Embedding((len(REPEAT_DIST_EDGES) + 1) * N_FRAC, 1) if cfg.use_repeat else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_blocks))
         self.ln_f = nn.LayerNorm(d)
@@ -93,12 +115,39 @@ class SASRec(nn.Module):
         eye = torch.eye(T, dtype=torch.bool, device=item.device)
         return (causal & keys) | eye  # (B, 1, T, T)
 
+    def repeat_bias(self, item: torch.Tensor, frac: torch.Tensor | None) -> Repeat | None:
+        """Per query position, the bias each item of its visible window gets; None when switched off."""
+        if self.repeat is None:
+            return None
+        B, T = item.shape
+        pos = torch.arange(T, device=item.device)
+        dist = pos[:, None] - pos[None, :]  # (T, T): query t, key j
+        visible = (dist >= 0)[None] & (item != PAD)[:, None, :]  # (B, T, T)
+        edges = torch.tensor(REPEAT_DIST_EDGES, device=item.device)
+        bucket = torch.bucketize(dist.clamp(min=0), edges)  # (T, T)
+        fr = frac if frac is not None else torch.ones_like(item)
+        kern = self.repeat(bucket[None] * N_FRAC + fr[:, None, :]).squeeze(-1) * visible  # (B, T, T)
+        same = item[:, :, None] == item[:, None, :]  # (B, T, T): key j' plays the item of key j
+        bias = kern @ same.to(kern.dtype)  # (B, T, T): total bias of key j's item at query t
+        later = torch.where(same & (pos[None, None, :] > pos[None, :, None]), pos[None, None, :], T)
+        next_play = later.min(-1).values  # (B, T): the next position playing the same item, T if none
+        latest = visible & (next_play[:, None, :] > pos[None, :, None])  # (B, T, T)
+        items = item[:, None, :].expand(B, T, T)
+        return Repeat(items.reshape(B * T, T), bias.reshape(B * T, T), latest.reshape(B * T, T))
+
     def item_weights(self) -> torch.Tensor:
         """(n_items + 1, D) output embeddings, tied to the input ones."""
         return self.item_emb.weight
 
-    def score_all(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, D) states -> (B, n_items + 1) logits; PAD can never win."""
-        logits = h @ self.item_weights().T  # (B, V)
+    def score_all(self, h: torch.Tensor, rep: Repeat | None = None) -> torch.Tensor:
+        """(B, D) states (+ their rows' re-listen bias) -> (B, n_items + 1) logits; PAD can never win."""
+        logits = (h @ self.item_weights().T).float()  # (B, V)
+        if rep is not None:
+            add_repeat(logits, rep)
         logits[:, PAD] = float("-inf")
         return logits
+
+
+def add_repeat(logits: torch.Tensor, rep: Repeat) -> None:
+    """Add each row's re-listen bias to the logits of its window's items, in place (PAD takes the rest)."""
+    logits.scatter_add_(1, rep.items.where(rep.latest, PAD), rep.bias.where(rep.latest, 0.0).to(logits.dtype))

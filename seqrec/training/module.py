@@ -36,14 +36,18 @@ class SeqRecModule(pl.LightningModule):
         return cls(asdict(model), asdict(train), asdict(decode), n_items, k)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        h = self.net(batch["item"], batch["frac"], batch["gap"], batch["session"])  # (B, T, D)
-        h, target, w = h.flatten(0, 1), batch["target"].flatten(), batch["weight"].flatten()  # (B*T, ...)
+        item = batch["item"]
+        h = self.net(item, batch["frac"], batch["gap"], batch["session"])  # (B, T, D)
+        rep = self.net.repeat_bias(item, batch["frac"])
+        emb = self.net.item_weights()
         cfg = self.train_cfg
+        target, w = batch["target"].flatten(), batch["weight"].flatten()  # (B*T,)
         if cfg.loss == "sampled":
             neg = torch.multinomial(self.neg_q, cfg.n_negatives, replacement=True)
-            loss = sampled_ce(h, self.net.item_weights(), target, w, neg, self.neg_q.log())
+            dot = torch.bmm(h, emb[item].transpose(1, 2)).flatten(0, 1) if rep is not None else None  # (B*T, T)
+            loss = sampled_ce(h.flatten(0, 1), emb, target, w, neg, self.neg_q.log(), rep, dot)
         else:
-            loss = weighted_ce(h, self.net.item_weights(), target, w, cfg.loss_chunk)
+            loss = weighted_ce(h.flatten(0, 1), emb, target, w, cfg.loss_chunk, rep)
         bs = batch["item"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         now = time.perf_counter()
