@@ -1,4 +1,4 @@
-# Quick start: `make demo` (install, synthetic data, evaluate, predict, validate) and `make test`.
+# Quick start: `make demo` (install, synthetic data, train, evaluate, predict, validate) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,9 +19,12 @@ $(VENV)/.installed: pyproject.toml
 $(DATA)/interactions.csv: | install
 	$(PY) -m seqrec.synth --out $(DATA) --preset demo
 
+RUN := runs/demo
+
 demo: install $(DATA)/interactions.csv
-	$(PY) -m seqrec.evaluate data.dir=$(DATA)
-	$(PY) predict.py data.dir=$(DATA) submission=$(SUBMISSION)
+	$(PY) train.py data.dir=$(DATA) preset=demo run.dir=$(RUN)
+	$(PY) -m seqrec.evaluate data.dir=$(DATA) run.dir=$(RUN) "eval.models=[popular,segment_popular,relisten,transitions,als,itemknn,sasrec]"
+	$(PY) predict.py data.dir=$(DATA) run.dir=$(RUN) submission=$(SUBMISSION)
 	$(PY) -m seqrec.validate $(SUBMISSION) data.dir=$(DATA)
 
 test: install
@@ -31,4 +34,4 @@ lint: install
 	$(VENV)/bin/ruff check seqrec tests benchmarks train.py predict.py
 
 clean:
-	rm -rf reports $(SUBMISSION) $(DATA)/.seqrec_cache
+	rm -rf reports runs $(SUBMISSION) $(DATA)/.seqrec_cache

@@ -182,6 +182,8 @@ class TrainConfig:
     """Share (<= 1.0) or count (> 1) of training batches per epoch."""
     log_every_n_steps: int = 20
     """TensorBoard logging interval."""
+    progress_bar: bool = True
+    """Show Lightning's progress bar."""
 
     def __post_init__(self) -> None:
         if self.weight_mode not in ("quarter", "raw", "binary", "none"):
@@ -200,9 +202,13 @@ class DecodeConfig:
     """The model's best tracks per user that enter the blend."""
     n_history_candidates: int = 200
     """The user's best tracks by re-listen score that enter the blend."""
+    n_transition_candidates: int = 60
+    """Tracks that usually follow the user's favourites that enter the blend."""
     short_half_life_days: float = 7.0
     """Half-life of the short-memory re-listen feature (the long one is baselines.relisten_half_life_days)."""
-    blend_l2: float = 1e-3
+    blend_hidden: int = 32
+    """Hidden units of the blend (a linear term plus a one-layer MLP on standardised features)."""
+    blend_l2: float = 1e-4
     """L2 penalty of the blend fitted on the validation window."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""

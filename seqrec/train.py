@@ -49,7 +49,7 @@ def build_trainer(cfg: Config) -> pl.Trainer:
         log_every_n_steps=t.log_every_n_steps,
         logger=TensorBoardLogger(str(run), name="tb", version=""),
         callbacks=callbacks,
-        enable_progress_bar=True,
+        enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
     )
 

@@ -4,9 +4,9 @@ import pytorch_lightning as pl
 import torch
 
 from seqrec import PAD
-from seqrec.config import load_config
+from seqrec.config import DecodeConfig, load_config
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import FEATURES, logp_only_weights
+from seqrec.inference.blend import FEATURES, logp_only
 from seqrec.inference.decode import make_decoder
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import TrainWindows, event_features, history_inputs, train_windows
@@ -133,9 +133,9 @@ def decode_setup(make_dataset):
 
 def blend(relisten: float = 0.0) -> np.ndarray:
     """The model's log-probability plus `relisten` times the user's re-listen evidence."""
-    w = logp_only_weights()
-    w[FEATURES.index("relisten")] = relisten
-    return w
+    p = logp_only(DecodeConfig().blend_hidden)  # identity standardisation, linear term on model_logp
+    p[2 * len(FEATURES) + FEATURES.index("relisten")] = relisten
+    return p
 
 
 WEIGHTS = {"model only": blend(), "mixed": blend(1.0), "relisten": blend(1000.0)}

@@ -94,7 +94,7 @@ def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
     assert best["state_dict"]["net.item_emb.weight"].shape == (hp["n_items"] + 1, 16)
     module = SeqRecModule(**hp)
     module.load_state_dict(best["state_dict"])  # strict: every weight and the chosen blend weight
-    assert torch.isfinite(module.blend_w).all()  # the blend fitted on validation travels with the weights
+    assert torch.isfinite(module.blend).all()  # the blend fitted on validation travels with the weights
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from seqrec import PAD
@@ -20,7 +21,7 @@ from seqrec.config import Config
 from seqrec.data.dataset import Dataset
 
 FEATURES = ("model_logp", "relisten", "relisten_short", "log_plays", "log_days_since", "in_history",
-            "best_listen", "next", "log_popularity")
+            "best_listen", "next", "favourites_next", "log_popularity")
 NO_HISTORY_DAYS = 365.0  # "days since last play" of a track never played
 
 
@@ -74,20 +75,28 @@ class Evidence:
         pairs = self.ranked[np.where(ok, idx, 0)]
         return np.where(ok, self.keys[pairs] % self.stride, PAD)
 
-    def features(self, users: np.ndarray, items: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    def transition_scores(self, users: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(B, V) re-listen + next-after-last-plays scores, and what usually follows the user's favourites."""
+        t = self.transitions
+        nxt = row_normalise(t.user_scores(users)).tocsr()
+        fav = row_normalise(row_normalise(t.history[users]) @ t.trans).tocsr()
+        return nxt, fav
+
+    def features(self, users: np.ndarray, items: np.ndarray, logp: np.ndarray, nxt: sp.csr_matrix,
+                 fav: sp.csr_matrix) -> np.ndarray:
         """(B, C, F) features of candidate `items` (B, C) given the model's log-probabilities of them."""
         key = users[:, None] * self.stride + items  # (B, C)
         pos = np.clip(np.searchsorted(self.keys, key), 0, len(self.keys) - 1)
         hit = self.keys[pos] == key
         stats = np.where(hit[..., None], self.stats[pos], 0.0)  # (B, C, 5)
         stats[..., 3] = np.where(hit, stats[..., 3], np.log1p(NO_HISTORY_DAYS))
-        nxt = row_normalise(self.transitions.user_scores(users)).tocsr()
         rows = np.repeat(np.arange(len(users)), items.shape[1])
         nxt_val = np.asarray(nxt[rows, items.ravel()]).reshape(items.shape)
+        fav_val = np.asarray(fav[rows, items.ravel()]).reshape(items.shape)
         return np.concatenate([
             np.maximum(logp, -30.0)[..., None],
             stats[..., :2], stats[..., 2:4], hit[..., None].astype(np.float32), stats[..., 4:5],
-            nxt_val[..., None], self.log_pop[items][..., None],
+            nxt_val[..., None], fav_val[..., None], self.log_pop[items][..., None],
         ], axis=-1).astype(np.float32)
 
 
@@ -97,9 +106,9 @@ def _per_user_max_scale(users: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values / np.repeat(np.where(top > 0, top, 1.0), np.diff(np.r_[starts, len(values)]))
 
 
-def merge_candidates(model_items: np.ndarray, history_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B, C) model top items and (B, H) history items -> (B, C + H) candidates and a mask of distinct real ones."""
-    items = np.concatenate([model_items, history_items], axis=1)
+def merge_candidates(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n_i) candidate lists -> (B, sum n_i) candidates and a mask of the distinct real ones."""
+    items = np.concatenate(parts, axis=1)
     order = np.argsort(items, axis=1, kind="stable")
     srt = np.take_along_axis(items, order, 1)
     dup_sorted = np.zeros_like(srt, dtype=bool)
@@ -109,44 +118,77 @@ def merge_candidates(model_items: np.ndarray, history_items: np.ndarray) -> tupl
     return items, (items != PAD) & ~dup
 
 
-def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, l2: float, steps: int = 200) -> np.ndarray:
-    """Linear weights maximising a listwise softmax likelihood of each user's window gains over candidates."""
-    X = torch.from_numpy(x).double()  # (U, C, F)
-    m = torch.from_numpy(mask)
-    g = torch.from_numpy(gain).double() * m
-    keep = g.sum(1) > 0  # users with nothing to find carry no signal
-    X, m, g = X[keep], m[keep], g[keep]
-    mu = (X * m[..., None]).sum((0, 1)) / m.sum().clamp_min(1)
-    sd = (((X - mu) ** 2) * m[..., None]).sum((0, 1)).div(m.sum().clamp_min(1)).sqrt().clamp_min(1e-6)
-    Z = (X - mu) / sd  # standardised so one l2 fits all features
+# The blend is a tiny residual MLP on standardised features, kept as one flat vector so it travels in a
+# checkpoint as a plain buffer: [mu (F), sd (F), w_lin (F), W1 (F*H), b1 (H), w2 (H)].
+def n_blend_params(hidden: int) -> int:
+    f = len(FEATURES)
+    return 3 * f + f * hidden + 2 * hidden
+
+
+def _unpack(p: torch.Tensor, hidden: int) -> tuple[torch.Tensor, ...]:
+    f = len(FEATURES)
+    sizes = [f, f, f, f * hidden, hidden, hidden]
+    mu, sd, w_lin, w1, b1, w2 = torch.split(p, sizes)
+    return mu, sd, w_lin, w1.view(f, hidden), b1, w2
+
+
+def blend_score(p: np.ndarray | torch.Tensor, x: np.ndarray | torch.Tensor, hidden: int) -> torch.Tensor:
+    """(..., F) features -> (...) scores."""
+    p, x = torch.as_tensor(p), torch.as_tensor(x, dtype=p.dtype if torch.is_tensor(p) else None)
+    mu, sd, w_lin, w1, b1, w2 = _unpack(p.to(x.dtype), hidden)
+    z = (x - mu) / sd
+    return z @ w_lin + torch.nn.functional.gelu(z @ w1 + b1) @ w2
+
+
+def logp_only(hidden: int) -> np.ndarray:
+    """Blend that ranks by the model alone."""
+    p = np.zeros(n_blend_params(hidden), np.float32)
+    f = len(FEATURES)
+    p[f:2 * f] = 1.0  # sd
+    p[2 * f] = 1.0  # w_lin on model_logp
+    return p
+
+
+def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int = 300,
+              seed: int = 0) -> np.ndarray:
+    """Fit the blend to maximise a listwise softmax likelihood of each user's window gains over candidates."""
+    with torch.inference_mode(False), torch.enable_grad():  # also called from Lightning's validation loop
+        return _fit_blend(x, mask, gain, hidden, l2, steps, seed)
+
+
+def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int,
+               seed: int) -> np.ndarray:
+    g = torch.from_numpy(gain).float() * torch.from_numpy(mask)
+    keep = (g.sum(1) > 0).numpy()  # users with nothing to find carry no signal
+    X, m, g = torch.from_numpy(x[keep]).float(), torch.from_numpy(mask[keep]), g[keep]
+    if not len(X):
+        return logp_only(hidden)
+    f = len(FEATURES)
+    mu = (X * m[..., None]).sum((0, 1)) / m.sum()
+    sd = (((X - mu) ** 2) * m[..., None]).sum((0, 1)).div(m.sum()).sqrt().clamp_min(1e-6)
+    gen = torch.Generator().manual_seed(seed)
+    w_lin = torch.zeros(f, requires_grad=True)
+    w1 = (torch.randn(f, hidden, generator=gen) / f**0.5).requires_grad_()
+    b1 = torch.zeros(hidden, requires_grad=True)
+    w2 = torch.zeros(hidden, requires_grad=True)
+    opt = torch.optim.Adam([w_lin, w1, b1, w2], lr=1e-2)
     target = g / g.sum(1, keepdim=True)
-    w = torch.zeros(X.shape[-1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
+    for _ in range(steps):
         opt.zero_grad()
-        s = (Z @ w).masked_fill(~m, float("-inf"))
-        loss = -(target * torch.log_softmax(s, dim=1).masked_fill(~m, 0)).sum(1).mean() + l2 * (w**2).sum()
-        loss.backward()
-        return loss
-
-    if len(X):
-        opt.step(closure)
-    return (w.detach() / sd).numpy().astype(np.float32)  # weights on raw features: ranking ignores shifts
+        p = torch.cat([mu, sd, w_lin, w1.flatten(), b1, w2])
+        s = blend_score(p, X, hidden).masked_fill(~m, float("-inf"))
+        nll = -(target * torch.log_softmax(s, dim=1).masked_fill(~m, 0)).sum(1).mean()
+        (nll + l2 * (w_lin.square().sum() + w1.square().sum() + w2.square().sum())).backward()
+        opt.step()
+    return torch.cat([mu, sd, w_lin, w1.flatten(), b1, w2]).detach().numpy()
 
 
-def rank(items: np.ndarray, mask: np.ndarray, x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-    """(B, k) best candidates by x @ w."""
-    s = np.where(mask, x @ w, -np.inf)
+def rank(items: np.ndarray, mask: np.ndarray, x: np.ndarray, p: np.ndarray, hidden: int, k: int) -> np.ndarray:
+    """(B, k) best candidates by the blend."""
+    with torch.no_grad():
+        s = np.where(mask, blend_score(torch.as_tensor(p, dtype=torch.float32), x, hidden).numpy(), -np.inf)
     top = np.argsort(-s, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(items, top, 1)
-
-
-def logp_only_weights() -> np.ndarray:
-    """Blend that ranks by the model alone."""
-    w = np.zeros(len(FEATURES), np.float32)
-    w[0] = 1.0
-    return w
 
 
 def coverage_check(mask: np.ndarray, k: int) -> None:

@@ -11,6 +11,7 @@ import torch
 from seqrec.config import Config, DecodeConfig
 from seqrec.data.dataset import Dataset
 from seqrec.inference.blend import Evidence, coverage_check, merge_candidates, rank
+from seqrec.inference.topk import sparse_topk
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import EventFeatures, history_inputs
 
@@ -40,11 +41,10 @@ class Decoder:
 
     @torch.no_grad()
     def candidates(self, model: SASRec, users: np.ndarray) -> Candidates:
-        """Model top-C plus history top-H per user, batched over users on the model's device."""
+        """Model top tracks, plus the user's history and what follows their favourites, batched on the device."""
         model.eval()
         device = next(model.parameters()).device
         allowed = torch.tensor(self.allowed, device=device)
-        n_hist = self.cfg.n_history_candidates if self.cfg.use_history else 0
         parts = []
         for i in range(0, len(users), self.cfg.batch_users):
             u = users[i:i + self.cfg.batch_users]
@@ -59,20 +59,25 @@ class Decoder:
                 logp = logp.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
             n_top = min(self.cfg.n_model_candidates, logp.shape[1])  # a catalog may be smaller than C
             top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
-            items, mask = merge_candidates(top, self.evidence.history_items(u, n_hist))
+            nxt, fav = self.evidence.transition_scores(u)
+            if self.cfg.use_history:
+                items, mask = merge_candidates(top, self.evidence.history_items(u, self.cfg.n_history_candidates),
+                                               sparse_topk(fav, self.cfg.n_transition_candidates)[0])
+            else:
+                items, mask = merge_candidates(top)
             item_t = torch.as_tensor(items, device=device)
-            lp = torch.gather(logp, 1, item_t).cpu().numpy()  # (B, C + H)
+            lp = torch.gather(logp, 1, item_t).cpu().numpy()  # (B, C)
             mask &= np.isfinite(lp)  # masked tracks stay out, history included
-            parts.append(Candidates(items, mask, self.evidence.features(u, items, lp)))
+            parts.append(Candidates(items, mask, self.evidence.features(u, items, lp, nxt, fav)))
         if not parts:
             return Candidates(np.zeros((0, 0), np.int64), np.zeros((0, 0), bool), np.zeros((0, 0, 0), np.float32))
         return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("items", "mask", "x")))
 
-    def topk(self, model: SASRec, users: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-        """(n, k) best candidates by the blend `w`."""
+    def topk(self, model: SASRec, users: np.ndarray, blend: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) best candidates by the blend (see seqrec.inference.blend)."""
         c = self.candidates(model, users)
         coverage_check(c.mask, k)
-        return rank(c.items, c.mask, c.x, w, k)
+        return rank(c.items, c.mask, c.x, blend, self.cfg.blend_hidden, k)
 
 
 def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:

@@ -9,7 +9,6 @@ from seqrec.baselines import make_baseline
 from seqrec.config import Config, RunConfig
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import FEATURES
 from seqrec.inference.decode import make_decoder
 from seqrec.metrics import repeat_share
 from seqrec.training.batches import event_features
@@ -36,11 +35,9 @@ def sasrec_topk(cfg: Config, ds: Dataset, users: np.ndarray) -> np.ndarray:
     device = "cuda" if torch.cuda.is_available() and cfg.train.accelerator != "cpu" else "cpu"
     seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
     decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
-    w = module.blend_w.numpy()
-    recs = decoder.topk(module.net.to(device), users, w, cfg.eval.k)
+    recs = decoder.topk(module.net.to(device), users, module.blend.numpy(), cfg.eval.k)
     rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
-    blend = ", ".join(f"{n} {v:+.3g}" for n, v in zip(FEATURES, w, strict=True))
-    print(f"sasrec: lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks; blend: {blend}")
+    print(f"sasrec: lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
     return recs
 
 

@@ -12,7 +12,7 @@ import torch
 
 from seqrec import metrics
 from seqrec.config import DecodeConfig, ModelConfig, TrainConfig
-from seqrec.inference.blend import fit_blend, logp_only_weights, rank
+from seqrec.inference.blend import fit_blend, logp_only, rank
 from seqrec.models.sasrec import SASRec
 from seqrec.training.losses import sampled_ce, weighted_ce
 
@@ -27,7 +27,7 @@ class SeqRecModule(pl.LightningModule):
         self.decode_cfg, self.k = DecodeConfig(**decode), k
         self.net = SASRec(self.model_cfg, n_items)
         # the blend fitted on validation, saved with the weights so predict.py decodes the same way
-        self.register_buffer("blend_w", torch.from_numpy(logp_only_weights()))
+        self.register_buffer("blend", torch.from_numpy(logp_only(self.decode_cfg.blend_hidden)))
         self._val: list = []
         self._t_batch = None
 
@@ -79,27 +79,28 @@ class SeqRecModule(pl.LightningModule):
         self._val = []
         truth = dm.split.truth
         gain = truth.lookup(users, items)
-        only_model = logp_only_weights()
-        if self.decode_cfg.use_history:
+        d = self.decode_cfg
+        only_model = logp_only(d.blend_hidden)
+        if d.use_history:
             # cross-fitted: each half of the users is ranked by a blend fitted on the other half
             recs = np.empty((len(users), self.k), dtype=np.int64)
             half = np.arange(len(users)) % 2 == 0
             for part in (half, ~half):
-                w = fit_blend(x[~part], mask[~part], gain[~part], self.decode_cfg.blend_l2)
-                recs[part] = rank(items[part], mask[part], x[part], w, self.k)
-            w = fit_blend(x, mask, gain, self.decode_cfg.blend_l2)
+                p = fit_blend(x[~part], mask[~part], gain[~part], d.blend_hidden, d.blend_l2)
+                recs[part] = rank(items[part], mask[part], x[part], p, d.blend_hidden, self.k)
+            p = fit_blend(x, mask, gain, d.blend_hidden, d.blend_l2)
         else:
-            w = only_model
-            recs = rank(items, mask, x, w, self.k)
-        self.blend_w.copy_(torch.from_numpy(w))
+            p = only_model
+            recs = rank(items, mask, x, p, d.blend_hidden, self.k)
+        self.blend.copy_(torch.from_numpy(p))
         hist = dm.split.history.events
         self.log_dict({
             "val/score": metrics.competition_score(recs, users, truth),
             "val/ndcg@50": metrics.ndcg_at_k(recs, users, truth),
             "val/recall@50": metrics.recall_at_k(recs, users, truth),
             "val/repeat": metrics.repeat_share(recs, users, hist["user"].to_numpy(), hist["item"].to_numpy()),
-            "val/score_model_only": metrics.competition_score(rank(items, mask, x, only_model, self.k), users,
-                                                              truth),
+            "val/score_model_only": metrics.competition_score(
+                rank(items, mask, x, only_model, d.blend_hidden, self.k), users, truth),
         })
         self._t_batch = None
 
