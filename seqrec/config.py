@@ -210,6 +210,8 @@ class DecodeConfig:
     """Hidden units of the blend (a linear term plus a one-layer MLP on standardised features)."""
     blend_l2: float = 1e-4
     """L2 penalty of the blend fitted on the validation window."""
+    drop_features: list[str] = field(default_factory=list)
+    """Blend features to leave out (for ablations), by name from seqrec.inference.blend.FEATURES."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(cfg.data, cfg.clean)
     try:
         frame = pd.read_csv(files[0])
-    except (OSError, pd.errors.ParserError) as err:
+    except (OSError, ValueError) as err:  # ValueError: parser errors, an empty file, bad encoding
         print(f"{files[0]}: cannot read: {err}", file=sys.stderr)
         return 1
     problems = check(frame, ds, cfg.eval.k)

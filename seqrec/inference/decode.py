@@ -10,7 +10,7 @@ import torch
 
 from seqrec.config import Config, DecodeConfig
 from seqrec.data.dataset import Dataset
-from seqrec.inference.blend import Evidence, coverage_check, merge_candidates, rank
+from seqrec.inference.blend import FEATURES, Evidence, coverage_check, merge_candidates, rank
 from seqrec.inference.topk import sparse_topk
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import EventFeatures, history_inputs
@@ -68,7 +68,9 @@ class Decoder:
             item_t = torch.as_tensor(items, device=device)
             lp = torch.gather(logp, 1, item_t).cpu().numpy()  # (B, C)
             mask &= np.isfinite(lp)  # masked tracks stay out, history included
-            parts.append(Candidates(items, mask, self.evidence.features(u, items, lp, nxt, fav)))
+            feat = self.evidence.features(u, items, lp, nxt, fav)
+            feat[..., [FEATURES.index(f) for f in self.cfg.drop_features]] = 0.0  # a constant carries no signal
+            parts.append(Candidates(items, mask, feat))
         if not parts:
             return Candidates(np.zeros((0, 0), np.int64), np.zeros((0, 0), bool), np.zeros((0, 0, 0), np.float32))
         return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("items", "mask", "x")))
@@ -104,6 +106,9 @@ def skipped_items(user: np.ndarray, item: np.ndarray, frac: np.ndarray, n_users:
 
 def make_decoder(ds: Dataset, feats: EventFeatures, cfg: Config) -> Decoder:
     """The decoder predict.py and validation share: candidates, evidence, catalog and skip masks."""
+    unknown = set(cfg.decode.drop_features) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"decode.drop_features: unknown {sorted(unknown)}; features are {list(FEATURES)}")
     blocked = None
     if cfg.decode.mask_skipped > 0:
         ev = ds.events

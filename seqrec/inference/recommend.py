@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -27,8 +29,9 @@ def load_module(run: RunConfig) -> SeqRecModule:
 
 
 def sasrec_topk(cfg: Config, ds: Dataset, users: np.ndarray) -> np.ndarray:
-    """Encode each user's whole history in `ds` and decode top-k with the blend weight chosen on validation."""
+    """Encode each user's whole history in `ds` and decode top-k with the blend fitted on validation."""
     module = load_module(cfg.run)
+    cfg = dataclasses.replace(cfg, decode=module.decode_cfg)  # decode exactly as the run validated
     if module.net.n_items != ds.n_items:
         raise ValueError(f"{cfg.run.dir} was trained on {module.net.n_items:,} items but {cfg.data.dir} has "
                          f"{ds.n_items:,}: predict with the data set the run was trained on")

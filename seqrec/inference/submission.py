@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from seqrec.data.dataset import Dataset
+from seqrec.io import atomic_output
 
 COLUMNS = ["id", "user_id", "item_id", "rank"]
 
@@ -27,20 +26,15 @@ def to_frame(ds: Dataset, users: np.ndarray, recs: np.ndarray) -> pd.DataFrame:
 
 def write_submission(path: str | Path, ds: Dataset, users: np.ndarray, recs: np.ndarray, k: int = 50) -> None:
     """Check the lists, then write `id,user_id,item_id,rank` atomically (temp file + rename)."""
+    if recs.size and not 0 <= recs.min() <= recs.max() <= ds.n_items:  # a negative index would wrap silently
+        raise ValueError(f"refusing to write {path}: item indices must lie in 0..{ds.n_items}, "
+                         f"found {recs.min()}..{recs.max()}")
     frame = to_frame(ds, users, recs)
     problems = check(frame, ds, k)
     if problems:
         raise ValueError(f"refusing to write {path}: " + "; ".join(problems[:5]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check(frame: pd.DataFrame, ds: Dataset, k: int = 50) -> list[str]:

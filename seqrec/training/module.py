@@ -10,7 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from seqrec import metrics
+from seqrec import PAD, metrics
 from seqrec.config import DecodeConfig, ModelConfig, TrainConfig
 from seqrec.inference.blend import fit_blend, logp_only, rank
 from seqrec.models.sasrec import SASRec
@@ -60,7 +60,7 @@ class SeqRecModule(pl.LightningModule):
         if self.train_cfg.loss == "sampled":
             counts = torch.as_tensor(self.trainer.datamodule.item_counts, dtype=torch.float64, device=self.device)
             q = (counts + 1) ** self.train_cfg.neg_alpha
-            q[0] = 0.0  # never sample PAD
+            q[PAD] = 0.0  # never sample padding
             self.neg_q = (q / q.sum()).float()
 
     def on_validation_epoch_start(self) -> None:
