@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     rows = {}
     for name in cfg.eval.models:
         rows[name] = evaluate_model(name, split, cfg)
-        print(f"  {name}: score {rows[name]['score']:.4f}", flush=True)
+        note = " (its blend was fitted on this window: in-sample)" if name == "sasrec" and \
+            cfg.split.mode == "temporal" else ""
+        print(f"  {name}: score {rows[name]['score']:.4f}{note}", flush=True)
     table = markdown_table(rows)
     out = Path(cfg.eval.out)
     write_atomic(out / f"{cfg.split.mode}.md", table + "\n")

@@ -8,8 +8,10 @@ Generative story (all vectorised over events, users processed in chunks):
   many light ones); each user is active over a sub-interval of the period.
 - Listening comes in sessions (daily rhythm peaking in the evening; plays back to back). Each play is
   a favourite (a small core of all-time favourites plus a window of favourites that slides through a
-  personal list over time, so tastes drift), the next track of the album just played, or a discovery
-  drawn from the user's genres by time-varying popularity.
+  personal list over time, so tastes drift; a new favourite is often the next album track or a related
+  track of the one before it), the next track of the album just played (at a session's start: where the
+  last session stopped), a related track of the play before (playlist-like), or a discovery drawn from
+  the user's genres by time-varying popularity.
 - How much is listened depends on affinity: favourites are mostly played to the end, discoveries outside
   the user's main genres are mostly skipped. Durations are whole seconds, so a full listen sometimes ends
   a second or two short.
@@ -22,25 +24,14 @@ history who listen at least `min_test_events` times in that window.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pcsv
 
-GENRES = [
-    "Поп", "Pop", "Рок", "Rock", "Hip-Hop", "Рэп", "Электроника", "Dance", "Jazz", "Classical",
-    "Шансон", "Indie", "Metal", "R&B", "Folk", "Lo-fi", "K-Pop", "Latin", "Эстрада", "Soundtrack",
-    "Альтернатива", "Blues", "Country", "Детская",
-]
-WORDS = [
-    "love", "night", "fire", "dream", "city", "rain", "heart", "gold", "wild", "blue", "ночь", "любовь",
-    "город", "звезда", "море", "весна", "sun", "moon", "road", "home", "ветер", "небо", "dance", "lost",
-    "забудь", "танцуй", "время", "light", "shadow", "echo", "river", "снег", "огонь", "летим", "summer",
-]
+from seqrec.data.synth_export import GENRES, CsvSink, add_noise, write_csv, write_metadata
+
 START = np.datetime64("2025-02-28T00:00:00", "us")
 TRAIN_END = np.datetime64("2025-08-31T00:00:00", "us")  # the log covers 02-28 .. 08-30
 WINDOW_START = np.datetime64("2025-09-01T00:00:00", "us")
@@ -317,82 +308,6 @@ def simulate_chunk(cfg: SynthConfig, cat: Catalog, tables, edges, user_lo: int, 
                          "listened_duration": listened[keep], "listened_datetime": ts[keep]})
 
 
-def add_noise(df: pd.DataFrame, rate: float, n_items: int, rng: np.random.Generator,
-              durations: np.ndarray) -> pd.DataFrame:
-    """Export bugs: duplicates, negative and absurd durations, 1970 timestamps; then shuffle."""
-    n = len(df)
-    dups = df.iloc[rng.choice(n, int(0.01 * rate * n), replace=False)] if rate > 0 else df.iloc[:0]
-    df = pd.concat([df, dups], ignore_index=True)
-    n = len(df)
-    listened = df["listened_duration"].to_numpy().copy()
-    neg = rng.random(n) < 0.0005 * rate
-    listened[neg] = -rng.integers(1, 300, neg.sum())
-    huge = rng.random(n) < 0.001 * rate
-    listened[huge] = durations[df["item"].to_numpy()[huge]] * rng.integers(8, 60, huge.sum())
-    df["listened_duration"] = listened
-    bug = rng.random(n) < 0.0001 * rate
-    ts = df["listened_datetime"].to_numpy().copy()
-    ts[bug] = np.datetime64("1970-01-01T00:00:00", "us") + (ts[bug] - START)
-    df["listened_datetime"] = ts
-    return df.iloc[rng.permutation(n)].reset_index(drop=True)
-
-
-def _names(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
-    words = np.array(WORDS, dtype=object)
-    k = rng.integers(lo, hi + 1, n)
-    picks = words[rng.integers(0, len(words), (n, hi))]
-    return np.array([" ".join(row[:m]).title() for row, m in zip(picks, k, strict=True)], dtype=object)
-
-
-def write_metadata(cfg: SynthConfig, cat: Catalog, item_ids: np.ndarray, user_ids: np.ndarray,
-                   age: np.ndarray, gender: np.ndarray, children: np.ndarray, top_genre: np.ndarray,
-                   out: Path, rng: np.random.Generator) -> None:
-    """item_metadata.csv and user_metadata.csv with the gaps real metadata has."""
-    n_artists = cat.artist.max() + 1
-    artist_names = _names(rng, n_artists, 1, 2)
-    feat = rng.random(n_artists) < 0.05
-    partner = rng.integers(0, n_artists, n_artists)
-    artist_names[feat] = artist_names[feat] + " feat. " + artist_names[partner[feat]]
-    second = rng.integers(0, len(GENRES), len(item_ids))
-    two = rng.random(len(item_ids)) < 0.3
-    genre_lists = [
-        repr([GENRES[g], GENRES[s]]) if t else repr([GENRES[g]])
-        for g, s, t in zip(cat.genre, second, two, strict=True)
-    ]
-    like = np.round(cat.pop * rng.lognormal(2, 1, len(item_ids))).astype(np.int64)
-    items = pd.DataFrame({
-        "item_id": item_ids,
-        "track_name": _names(rng, len(item_ids), 1, 3),
-        "artist_name": artist_names[cat.artist],
-        "track_duration": cat.duration.astype(float),
-        "track_genres_list": genre_lists,
-        "track_dislike_count": (like * rng.uniform(0, 0.1, len(item_ids))).round(),
-        "track_like_count": like.astype(float),
-        "track_download_count": (like * rng.uniform(0, 0.5, len(item_ids))).round(),
-    })
-    rate = cfg.noise
-    items.loc[rng.random(len(items)) < 0.005 * rate, "track_duration"] = np.nan
-    items.loc[rng.random(len(items)) < 0.01 * rate, "artist_name"] = None
-    items.loc[rng.random(len(items)) < 0.02 * rate, "track_genres_list"] = None
-    items = items[rng.random(len(items)) >= 0.003 * rate]  # tracks that never made it into the metadata
-    _write_csv(items.iloc[rng.permutation(len(items))], out / "item_metadata.csv")
-
-    users = pd.DataFrame({
-        "user_id": user_ids,
-        "age_bin": np.array(["18_29", "30_44", "45_60", "61_inf"])[age],
-        "children": children.astype(float),
-        "gender": np.array(["M", "F"])[gender],
-        "top_genre": np.array(GENRES, dtype=object)[top_genre],
-        "user_disliked_track_count": rng.poisson(3, len(user_ids)).astype(float),
-        "user_liked_track_count": rng.poisson(40, len(user_ids)).astype(float),
-        "user_downloaded_track_count": rng.poisson(10, len(user_ids)).astype(float),
-    })
-    for col in ("age_bin", "gender", "top_genre"):
-        users.loc[rng.random(len(users)) < 0.03 * rate, col] = None
-    users = users[rng.random(len(users)) >= 0.03 * rate]
-    _write_csv(users, out / "user_metadata.csv")
-
-
 def generate(cfg: SynthConfig, out: str | Path) -> dict:
     """Write the four hear-me files plus future.csv into `out`; returns row counts."""
     out = Path(out)
@@ -414,7 +329,7 @@ def generate(cfg: SynthConfig, out: str | Path) -> dict:
     future_counts = np.zeros(cfg.users, dtype=np.int64)
     has_train = np.zeros(cfg.users, dtype=bool)
     top_genre = np.zeros(cfg.users, dtype=np.int64)
-    with _CsvSink(train_path) as train_sink, _CsvSink(future_path) as future_sink:
+    with CsvSink(train_path) as train_sink, CsvSink(future_path) as future_sink:
         for lo in range(0, cfg.users, CHUNK_USERS):
             hi = min(lo + CHUNK_USERS, cfg.users)
             df = simulate_chunk(cfg, cat, tables, edges, lo, hi, demo_taste, segment, rng)
@@ -423,16 +338,16 @@ def generate(cfg: SynthConfig, out: str | Path) -> dict:
             has_train[np.unique(train["user"])] = True
             future_counts += np.bincount(future["user"], minlength=cfg.users)
             top_genre[lo:hi] = _top_genre(train, cat, lo, hi)
-            train = add_noise(train, cfg.noise, cfg.items, rng, cat.duration)
+            train = add_noise(train, cfg.noise, rng, cat.duration, START)
             for sink, part in ((train_sink, train), (future_sink, future)):
                 part = part.assign(user=user_ids[part["user"]], item=item_ids[part["item"]])
                 sink.write(part.rename(columns={"user": "user_id", "item": "item_id"}))
             counts["interactions"] += len(train)
             counts["future"] += len(future)
-    write_metadata(cfg, cat, item_ids, user_ids, age, gender, children, top_genre, out, rng)
+    write_metadata(cfg.noise, cat, item_ids, user_ids, age, gender, children, top_genre, out, rng)
     eligible = np.flatnonzero(has_train & (future_counts >= cfg.min_test_events))
     test = np.sort(rng.choice(eligible, size=min(cfg.test_users, len(eligible)), replace=False))
-    _write_csv(pd.DataFrame({"user_id": user_ids[test]}), out / "test.csv")
+    write_csv(pd.DataFrame({"user_id": user_ids[test]}), out / "test.csv")
     counts["test_users"] = len(test)
     return counts
 
@@ -442,38 +357,6 @@ def _top_genre(train: pd.DataFrame, cat: Catalog, lo: int, hi: int) -> np.ndarra
     counts = np.zeros((n, len(GENRES)))
     np.add.at(counts, (train["user"].to_numpy() - lo, cat.genre[train["item"].to_numpy()]), 1)
     return counts.argmax(1)
-
-
-class _CsvSink:
-    """Appends DataFrames to a CSV written under a temporary name and renamed on success."""
-
-    def __init__(self, path: Path):
-        self.path, self.tmp, self.writer = path, path.with_name(f".{path.name}.tmp"), None
-
-    def __enter__(self) -> _CsvSink:
-        self.fh = open(self.tmp, "wb")
-        return self
-
-    def write(self, df: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        if self.writer is None:
-            self.fh.write((",".join(table.column_names) + "\n").encode())
-            self.writer = pcsv.CSVWriter(self.fh, table.schema, write_options=pcsv.WriteOptions(include_header=False))
-        self.writer.write_table(table)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.fh.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with _CsvSink(path) as sink:
-        sink.write(df)
 
 
 def main(argv: list[str] | None = None) -> None:
