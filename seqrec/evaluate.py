@@ -64,6 +64,8 @@ def markdown_table(rows: dict[str, dict[str, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     cfg = load_config(sys.argv[1:] if argv is None else argv)
+    if not cfg.eval.models:
+        raise ValueError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
     ds = load_dataset(cfg.data, cfg.clean)
     split = make_split(ds, cfg.split, cfg.seed)
     print(f"{cfg.split.mode} split: history up to {split.history.end}, "

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numpy as np
-
 from seqrec.config import Config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import make_split
@@ -26,8 +24,8 @@ def predict(cfg: Config) -> dict[str, float] | None:
     if ds.future is None:
         return None
     split = make_split(ds, dataclasses.replace(cfg.split, mode="future"), cfg.seed)
-    keep = np.isin(ds.test_users, split.users)
-    scores = list_metrics(recs[keep], split)
+    row = {u: i for i, u in enumerate(ds.test_users.tolist())}
+    scores = list_metrics(recs[[row[u] for u in split.users.tolist()]], split)  # split.users are test users
     print(f"future.csv score {scores['score']:.4f}  ndcg@50 {scores['ndcg@50']:.4f}  "
           f"repeat {scores['repeat']:.2f}  ({len(split.users):,} test users with history)")
     return scores
