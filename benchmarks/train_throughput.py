@@ -1,0 +1,63 @@
+"""Does data loading keep up with training? Batches/s of the loader alone vs the training step alone.
+
+python benchmarks/train_throughput.py data.dir=data/synthetic/demo [preset=demo] [key=value ...]
+
+The loader is the real training DataLoader (batched gathers from flat numpy arrays); the step is forward,
+loss, backward and an optimizer step of the configured model and loss on one pre-fetched batch.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from seqrec import PAD
+from seqrec.config import load_config
+from seqrec.data.dataset import load_dataset
+from seqrec.data.split import make_split
+from seqrec.training.datamodule import SeqDataModule
+from seqrec.training.module import SeqRecModule
+
+N_BATCHES = 50
+
+
+def main(argv: list[str]) -> None:
+    if not any(a.startswith("preset=") for a in argv):
+        argv = [*argv, "preset=demo"]
+    cfg = load_config(argv)
+    torch.manual_seed(cfg.seed)
+    ds = load_dataset(cfg.data, cfg.clean)
+    dm = SeqDataModule(make_split(ds, cfg.split, cfg.seed), cfg)
+    loader = dm.train_dataloader()
+    n = min(N_BATCHES, len(loader))
+
+    t0 = time.perf_counter()
+    batches = [b for b, _ in zip(loader, range(n), strict=False)]
+    loader_s = time.perf_counter() - t0
+
+    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+    module.neg_q = torch.full((ds.n_items + 1,), 1.0 / ds.n_items)
+    module.neg_q[PAD] = 0.0
+    module.log = lambda *a, **k: None  # no trainer attached: logging is a no-op here
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.train.lr)
+    module.training_step(batches[0], 0).backward()  # warm-up
+    t0 = time.perf_counter()
+    for i in range(n):
+        opt.zero_grad()
+        module.training_step(batches[i], i).backward()
+        opt.step()
+    step_s = time.perf_counter() - t0
+
+    print(f"{n} batches of {cfg.train.batch_size} windows x {cfg.model.max_len} events, loss={cfg.train.loss}, "
+          f"workers={cfg.train.num_workers}, threads={torch.get_num_threads()}")
+    print("| part | batches/s |")
+    print("|---|---:|")
+    print(f"| loader alone | {n / loader_s:.1f} |")
+    print(f"| training step alone | {n / step_s:.1f} |")
+    print(f"loader_over_step={(n / loader_s) / (n / step_s):.1f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
