@@ -1,9 +1,10 @@
-"""Candidates and their features: the model's best tracks plus the user's own history, scored by a linear blend.
+"""Candidates and their features: the model's best tracks, the user's own history and what follows it.
 
 Re-listening dominates this task, so a user's history competes with the model's new tracks on equal terms:
 each (user, candidate) gets the model's log-probability and re-listen evidence (recency-decayed plays, play
-count, days since the last play, best past listen, what usually follows the last plays), and a linear
-blend learned on the validation window ranks them (a listwise softmax over each user's candidates).
+count, days since the last play, best past listen, what usually follows the last plays and the favourites,
+popularity), and a small blend (linear term + one-layer MLP) learned on the validation window ranks them,
+trained as a listwise softmax over each user's candidates with the window's gains as targets.
 """
 
 from __future__ import annotations
