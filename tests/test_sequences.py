@@ -36,7 +36,7 @@ EVENTS = log([
 def test_offsets_and_per_event_arrays():
     s = build_sequences(EVENTS, n_users=5, session_gap_min=30.0)
     np.testing.assert_array_equal(s.offsets, [0, 5, 5, 7, 8, 8])
-    np.testing.assert_array_equal(s.lengths(), [5, 0, 2, 1, 0])
+    np.testing.assert_array_equal(np.diff(s.offsets), [5, 0, 2, 1, 0])
     assert s.n_users == 5
     np.testing.assert_array_equal(s.item, [5, 6, 5, 7, 8, 3, 4, 9])
     h = 3600

@@ -10,8 +10,6 @@ import pyarrow.compute as pc
 from seqrec import PAD
 from seqrec.config import CleanConfig
 
-EVENT_COLUMNS = ("user", "item", "ts", "duration", "frac")
-
 
 def column(table: pa.Table, name: str, fill: object = 0) -> tuple[np.ndarray, np.ndarray]:
     """(values with nulls filled, null mask) as numpy, without the float upcast pyarrow does for null ints."""

@@ -35,9 +35,6 @@ class Sequences:
     def n_users(self) -> int:
         return len(self.offsets) - 1
 
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
 
 def build_sequences(events: pd.DataFrame, n_users: int, session_gap_min: float) -> Sequences:
     """Flat sequences from events sorted by (user, ts), as the cleaning step leaves them."""
