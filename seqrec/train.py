@@ -51,6 +51,8 @@ def build_trainer(cfg: Config) -> pl.Trainer:
         callbacks=callbacks,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
+        # the data module shards its batched window sampler itself; Lightning's replacement would break it
+        use_distributed_sampler=False,
     )
 
 

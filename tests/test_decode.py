@@ -180,3 +180,23 @@ def test_topk_does_not_depend_on_the_user_batch(decode_setup):
         np.testing.assert_array_equal(small, one_batch, err_msg=name)
         alone = decode(decode_setup, ["decode.mask_skipped=2"], w, users=np.array([2]))
         np.testing.assert_array_equal(alone[0], one_batch[2], err_msg=name)
+
+
+def test_window_batches_shard_disjointly_across_ranks_and_reshuffle_per_epoch():
+    from seqrec.training.datamodule import window_batches
+
+    samplers = [window_batches(23, 5, world_size=2, rank=rank, seed=7) for rank in (0, 1)]
+    seen = {}
+    for epoch in (0, 1):
+        shards = []
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+            assert all(len(b) <= 5 for b in sampler)
+            shards.append([i for batch in sampler for i in batch])
+        assert len(shards[0]) == len(shards[1]) == 12  # 23 windows padded to an even 24
+        assert set(shards[0]) | set(shards[1]) == set(range(23))  # every window is seen
+        assert len(set(shards[0]) & set(shards[1])) <= 1
+        seen[epoch] = shards[0]
+    assert seen[0] != seen[1]  # set_epoch reshuffles
+    single = window_batches(23, 5)
+    assert sorted(i for batch in single for i in batch) == list(range(23))

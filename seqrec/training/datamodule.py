@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from seqrec.config import Config
 from seqrec.data.dataset import Dataset
@@ -13,6 +13,23 @@ from seqrec.data.sequences import build_sequences
 from seqrec.data.split import Split
 from seqrec.inference.decode import Decoder, make_decoder
 from seqrec.training.batches import TrainWindows, event_features
+
+
+class WindowBatches(BatchSampler):
+    """Lists of window ids for batched fetches; passes the epoch on so a distributed shard reshuffles."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+
+
+def window_batches(n_windows: int, batch_size: int, world_size: int = 1, rank: int = 0,
+                   seed: int = 0) -> WindowBatches:
+    """Shuffled batches of window ids; with several processes each rank gets its own shard."""
+    ids = range(n_windows)
+    base = (DistributedSampler(ids, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+            if world_size > 1 else RandomSampler(ids))
+    return WindowBatches(base, batch_size, drop_last=False)
 
 
 class SeqDataModule(pl.LightningDataModule):
@@ -29,16 +46,16 @@ class SeqDataModule(pl.LightningDataModule):
         self.decoder: Decoder = make_decoder(ds, self.feats, cfg)
 
     def train_dataloader(self) -> DataLoader:
-        # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go
-        sampler = BatchSampler(RandomSampler(self.train_set), self.cfg.train.batch_size, drop_last=False)
-        return self._loader(self.train_set, sampler)
+        # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;
+        # sharded here for DDP (the trainer runs with use_distributed_sampler=False)
+        t = self.trainer
+        world, rank = (t.world_size, t.global_rank) if t is not None else (1, 0)
+        sampler = window_batches(len(self.train_set), self.cfg.train.batch_size, world, rank, self.cfg.seed)
+        workers = self.cfg.train.num_workers
+        return DataLoader(self.train_set, sampler=sampler, batch_size=None, num_workers=workers,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         users = torch.from_numpy(np.asarray(self.split.users, dtype=np.int64))
         sampler = BatchSampler(SequentialSampler(users), self.cfg.decode.batch_users, drop_last=False)
         return DataLoader(users, sampler=sampler, batch_size=None)
-
-    def _loader(self, dataset, sampler) -> DataLoader:
-        workers = self.cfg.train.num_workers
-        return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers,
-                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
