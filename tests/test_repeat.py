@@ -33,7 +33,7 @@ def bucket(d: int) -> int:
 
 def expected_bias(net, b: int, t: int, item: int) -> float:
     """Sum of the kernel over the row's visible plays of `item`."""
-    table = net.repeat.weight.squeeze(-1)
+    table = net.repeat.weight.detach().squeeze(-1)
     return sum(float(table[bucket(t - j) * N_FRAC + FRAC[b, j]])
                for j in range(t + 1) if ITEM[b, j] == item and item != PAD)
 
