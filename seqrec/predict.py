@@ -1,4 +1,5 @@
-"""Fit on the whole log, write the submission for test.csv, print the score when the window is known."""
+"""Recommend for test.csv from the whole log (a fitted baseline or a trained run), write the submission, score it
+when the window is known."""
 
 from __future__ import annotations
 
