@@ -112,3 +112,12 @@ def test_sampled_loss_with_bias_matches_a_row_by_row_reference(net):
         total += float(w[r]) * (lse - pos)
         weight += float(w[r])
     assert loss.item() == pytest.approx(total / weight, abs=1e-5)
+
+
+def test_last_only_gives_the_last_rows_of_the_full_bias(net):
+    full = net.repeat_bias(ITEM, FRAC)
+    last = net.repeat_bias(ITEM, FRAC, last_only=True)
+    T = ITEM.shape[1]
+    rows = torch.arange(T - 1, len(full.items), T)
+    for a, b in ((full.items[rows], last.items), (full.bias[rows], last.bias), (full.latest[rows], last.latest)):
+        torch.testing.assert_close(a, b)

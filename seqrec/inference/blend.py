@@ -135,8 +135,8 @@ def _unpack(p: torch.Tensor, hidden: int) -> tuple[torch.Tensor, ...]:
 
 def blend_score(p: np.ndarray | torch.Tensor, x: np.ndarray | torch.Tensor, hidden: int) -> torch.Tensor:
     """(..., F) features -> (...) scores."""
-    p, x = torch.as_tensor(p), torch.as_tensor(x, dtype=p.dtype if torch.is_tensor(p) else None)
-    mu, sd, w_lin, w1, b1, w2 = _unpack(p.to(x.dtype), hidden)
+    x = torch.as_tensor(x)
+    mu, sd, w_lin, w1, b1, w2 = _unpack(torch.as_tensor(p, dtype=x.dtype), hidden)
     z = (x - mu) / sd
     return z @ w_lin + torch.nn.functional.gelu(z @ w1 + b1) @ w2
 
@@ -187,7 +187,7 @@ def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l
 def rank(items: np.ndarray, mask: np.ndarray, x: np.ndarray, p: np.ndarray, hidden: int, k: int) -> np.ndarray:
     """(B, k) best candidates by the blend."""
     with torch.no_grad():
-        s = np.where(mask, blend_score(torch.as_tensor(p, dtype=torch.float32), x, hidden).numpy(), -np.inf)
+        s = np.where(mask, blend_score(p, x, hidden).numpy(), -np.inf)
     top = np.argsort(-s, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(items, top, 1)
 

@@ -49,10 +49,8 @@ class Decoder:
         for i in range(0, len(users), self.cfg.batch_users):
             u = users[i:i + self.cfg.batch_users]
             x = {n: t.to(device) for n, t in history_inputs(self.feats, u, model.cfg.max_len).items()}
-            T = x["item"].shape[1]
             h = model(**x)[:, -1]  # (B, D) state after the last event
-            rep = model.repeat_bias(x["item"], x["frac"])
-            rep = rep.select(torch.arange(T - 1, rep.items.shape[0], T, device=device)) if rep is not None else None
+            rep = model.repeat_bias(x["item"], x["frac"], last_only=True)
             logp = torch.log_softmax(model.score_all(h, rep), dim=-1)  # (B, V)
             logp = logp.masked_fill(~allowed, float("-inf"))
             if self.blocked is not None:

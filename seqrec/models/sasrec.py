@@ -115,25 +115,30 @@ class SASRec(nn.Module):
         eye = torch.eye(T, dtype=torch.bool, device=item.device)
         return (causal & keys) | eye  # (B, 1, T, T)
 
-    def repeat_bias(self, item: torch.Tensor, frac: torch.Tensor | None) -> Repeat | None:
-        """Per query position, the bias each item of its visible window gets; None when switched off."""
+    def repeat_bias(self, item: torch.Tensor, frac: torch.Tensor | None, last_only: bool = False) -> Repeat | None:
+        """Per query position (or only the last one), the bias each item of its visible window gets.
+
+        None when switched off. Rows are flattened (B * Q, T) with Q = T, or Q = 1 with `last_only`.
+        """
         if self.repeat is None:
             return None
         B, T = item.shape
         pos = torch.arange(T, device=item.device)
-        dist = pos[:, None] - pos[None, :]  # (T, T): query t, key j
-        visible = (dist >= 0)[None] & (item != PAD)[:, None, :]  # (B, T, T)
+        query = pos[-1:] if last_only else pos  # (Q,)
+        dist = query[:, None] - pos[None, :]  # (Q, T): query t, key j
+        visible = (dist >= 0)[None] & (item != PAD)[:, None, :]  # (B, Q, T)
         edges = torch.tensor(REPEAT_DIST_EDGES, device=item.device)
-        bucket = torch.bucketize(dist.clamp(min=0), edges)  # (T, T)
+        bucket = torch.bucketize(dist.clamp(min=0), edges)  # (Q, T)
         fr = frac if frac is not None else torch.ones_like(item)
-        kern = self.repeat(bucket[None] * N_FRAC + fr[:, None, :]).squeeze(-1) * visible  # (B, T, T)
+        kern = self.repeat(bucket[None] * N_FRAC + fr[:, None, :]).squeeze(-1) * visible  # (B, Q, T)
         same = item[:, :, None] == item[:, None, :]  # (B, T, T): key j' plays the item of key j
-        bias = kern @ same.to(kern.dtype)  # (B, T, T): total bias of key j's item at query t
+        bias = kern @ same.to(kern.dtype)  # (B, Q, T): total bias of key j's item at query t
         later = torch.where(same & (pos[None, None, :] > pos[None, :, None]), pos[None, None, :], T)
         next_play = later.min(-1).values  # (B, T): the next position playing the same item, T if none
-        latest = visible & (next_play[:, None, :] > pos[None, :, None])  # (B, T, T)
-        items = item[:, None, :].expand(B, T, T)
-        return Repeat(items.reshape(B * T, T), bias.reshape(B * T, T), latest.reshape(B * T, T))
+        latest = visible & (next_play[:, None, :] > query[None, :, None])  # (B, Q, T)
+        Q = len(query)
+        items = item[:, None, :].expand(B, Q, T)
+        return Repeat(items.reshape(B * Q, T), bias.reshape(B * Q, T), latest.reshape(B * Q, T))
 
     def item_weights(self) -> torch.Tensor:
         """(n_items + 1, D) output embeddings, tied to the input ones."""
