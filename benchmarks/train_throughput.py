@@ -1,9 +1,10 @@
 """Does data loading keep up with training? Batches/s of the loader alone vs the training step alone.
 
-python benchmarks/train_throughput.py data.dir=data/synthetic/demo [preset=demo] [key=value ...]
+python benchmarks/train_throughput.py data.dir=data/synthetic/demo [preset=demo] [train.compile=true] [key=value ...]
 
 The loader is the real training DataLoader (batched gathers from flat numpy arrays); the step is forward,
-loss, backward and an optimizer step of the configured model and loss on one pre-fetched batch.
+loss, backward and an optimizer step of the configured model and loss on one pre-fetched batch. With
+train.compile=true the step is also timed with the network under torch.compile (same weights, compiled at warm-up).
 """
 
 from __future__ import annotations
@@ -37,26 +38,40 @@ def main(argv: list[str]) -> None:
     batches = [b for b, _ in zip(loader, range(n), strict=False)]
     loader_s = time.perf_counter() - t0
 
-    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
-    module.neg_q = torch.full((ds.n_items + 1,), 1.0 / ds.n_items)
-    module.neg_q[PAD] = 0.0
-    module.log = lambda *a, **k: None  # no trainer attached: logging is a no-op here
-    opt = torch.optim.AdamW(module.parameters(), lr=cfg.train.lr)
-    module.training_step(batches[0], 0).backward()  # warm-up
-    t0 = time.perf_counter()
-    for i in range(n):
-        opt.zero_grad()
-        module.training_step(batches[i], i).backward()
-        opt.step()
-    step_s = time.perf_counter() - t0
+    plain = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+    compiled = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+    compiled.load_state_dict(plain.state_dict())  # the same starting weights
+    rates = {"training step alone": step_rate(plain, batches, cfg.train.lr)}
+    if cfg.train.compile:
+        compiled.configure_model()
+        rates["training step alone, compiled"] = step_rate(compiled, batches, cfg.train.lr)
 
     print(f"{n} batches of {cfg.train.batch_size} windows x {cfg.model.max_len} events, loss={cfg.train.loss}, "
           f"workers={cfg.train.num_workers}, threads={torch.get_num_threads()}")
     print("| part | batches/s |")
     print("|---|---:|")
     print(f"| loader alone | {n / loader_s:.1f} |")
-    print(f"| training step alone | {n / step_s:.1f} |")
-    print(f"loader_over_step={(n / loader_s) / (n / step_s):.1f}")
+    for part, rate in rates.items():
+        print(f"| {part} | {rate:.1f} |")
+    step = rates["training step alone"]
+    print(f"loader_over_step={(n / loader_s) / step:.1f}"
+          + (f" compiled_over_plain={rates['training step alone, compiled'] / step:.2f}" if len(rates) > 1 else ""))
+
+
+def step_rate(module: SeqRecModule, batches: list[dict], lr: float) -> float:
+    """Optimizer steps per second over `batches`, after one warm-up step (where a compiled network compiles)."""
+    n_items = module.net.n_items
+    module.neg_q = torch.full((n_items + 1,), 1.0 / n_items)
+    module.neg_q[PAD] = 0.0
+    module.log = lambda *a, **k: None  # no trainer attached: logging is a no-op here
+    opt = torch.optim.AdamW(module.parameters(), lr=lr)
+    module.training_step(batches[0], 0).backward()
+    t0 = time.perf_counter()
+    for i, batch in enumerate(batches):
+        opt.zero_grad()
+        module.training_step(batch, i).backward()
+        opt.step()
+    return len(batches) / (time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

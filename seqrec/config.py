@@ -174,6 +174,8 @@ class TrainConfig:
     """Machines for multi-node training."""
     precision: str | None = None
     """None: bf16-mixed on GPU, 32 on CPU."""
+    compile: bool = False
+    """Compile the network with torch.compile (worth it on GPU; checkpoints are unchanged)."""
     num_workers: int = 0
     """DataLoader worker processes."""
     patience: int = 3
@@ -219,6 +221,58 @@ class DecodeConfig:
 
 
 @dataclass
+class SimilarConfig:
+    """Similar tracks: `python -m seqrec.similar data.dir=DIR run.dir=RUN item_id=ID k=20`."""
+
+    method: str = "embedding"
+    """`embedding`: cosine over the trained run's item embeddings; `cooccurrence`: item-kNN over co-listening."""
+    item_id: int | None = None
+    """The query track, an item_id of item_metadata.csv (shorthand `item_id=`)."""
+    k: int = 20
+    """Neighbours to list (shorthand `k=`)."""
+    batch: int = 128
+    """Query tracks scored against the whole catalog at once (a (batch, n_items) float32 block)."""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("embedding", "cooccurrence"):
+            raise ValueError(f"similar.method must be embedding or cooccurrence, got {self.method!r}")
+        if self.k < 1 or self.batch < 1:
+            raise ValueError(f"similar.k and similar.batch must be >= 1, got {self.k} and {self.batch}")
+
+
+@dataclass
+class RerankConfig:
+    """Optional diversity / novelty re-ranking of top-k lists; off because the contest metric rewards repeats."""
+
+    enabled: bool = False
+    """predict.py re-ranks its lists; seqrec.evaluate adds a `<model>+rerank` row for every model."""
+    candidates: int = 2
+    """The model's best `candidates * k` tracks are re-ranked down to k."""
+    artist_cap: int | None = 5
+    """At most this many tracks of one artist per list while other candidates remain (None: no cap)."""
+    mmr_lambda: float = 0.8
+    """MMR trade-off: lambda * relevance - (1 - lambda) * max similarity to the tracks already picked."""
+    genre_similarity: float = 0.3
+    """Similarity of two tracks that share a genre but not the artist (same artist: 1, else 0)."""
+    novelty_weight: float = 0.05
+    """Bonus times normalised -log2 popularity (0: a track every user played, 1: a track nobody played)."""
+    batch_users: int = 4096
+    """Users re-ranked at once; memory grows with batch_users x candidates x k."""
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.batch_users < 1:
+            raise ValueError(f"rerank.candidates and rerank.batch_users must be >= 1, got {self.candidates} "
+                             f"and {self.batch_users}")
+        if self.artist_cap is not None and self.artist_cap < 1:
+            raise ValueError(f"rerank.artist_cap must be >= 1 or null (no cap), got {self.artist_cap}")
+        for name in ("mmr_lambda", "genre_similarity"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"rerank.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.novelty_weight < 0:
+            raise ValueError(f"rerank.novelty_weight must be >= 0, got {self.novelty_weight}")
+
+
+@dataclass
 class RunConfig:
     """Where a training run keeps checkpoints, TensorBoard logs and its resolved config."""
 
@@ -228,6 +282,42 @@ class RunConfig:
     def checkpoints(self) -> Path:
         """best.ckpt (highest val/score) and last.ckpt live here."""
         return Path(self.dir) / "checkpoints"
+
+
+@dataclass
+class ServeConfig:
+    """The recommendation service: `python -m seqrec.serve run.dir=RUN [port=8000]`."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on; the default is loopback only."""
+    port: int = 8000
+    """TCP port."""
+    db: str | None = None
+    """SQLite file of posted events; None means `<run.dir>/events.sqlite`."""
+    k: int = 50
+    """Default length of /recommendations lists."""
+    max_k: int = 200
+    """Longest list /recommendations and /similar return."""
+    similar_k: int = 20
+    """Default length of /similar lists."""
+    history_limit: int = 20
+    """Default number of events /users/{id}/history returns."""
+    max_history_limit: int = 1000
+    """Most events /users/{id}/history returns."""
+    cache_users: int = 1024
+    """Decoders of users with posted events kept between requests (rebuilt when they post again)."""
+    torch_threads: int | None = None
+    """torch intra-op threads; None keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.max_k or not 1 <= self.similar_k <= self.max_k:
+            raise ValueError(f"serve.k ({self.k}) and serve.similar_k ({self.similar_k}) must be in "
+                             f"1..serve.max_k ({self.max_k})")
+        if not 1 <= self.history_limit <= self.max_history_limit:
+            raise ValueError(f"serve.history_limit ({self.history_limit}) must be in "
+                             f"1..serve.max_history_limit ({self.max_history_limit})")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"serve.port must be in 0..65535, got {self.port}")
 
 
 @dataclass
@@ -244,14 +334,18 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    similar: SimilarConfig = field(default_factory=SimilarConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     submission: str = "submission.csv"
     """Where predict.py writes."""
     ckpt: str | None = None
     """train.py: `last` resumes the run's last checkpoint (or give a path)."""
 
 
-# `model=NAME` is shorthand for `model.name=NAME`; `preset=NAME` merges configs/NAME.yaml.
-_SHORTHANDS = {"model": "model.name"}
+# `model=NAME` is shorthand for `model.name=NAME`, `port=N` for `serve.port=N`, `item_id=ID` and `k=N` for
+# `similar.item_id` and `similar.k`; `preset=NAME` merges configs/NAME.yaml.
+_SHORTHANDS = {"model": "model.name", "item_id": "similar.item_id", "k": "similar.k", "port": "serve.port"}
 
 
 def load_config(overrides: list[str] | None = None, path: str | Path | None = None) -> Config:

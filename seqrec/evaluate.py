@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from seqrec import metrics
+from seqrec import metrics, report
 from seqrec.baselines import make_baseline
 from seqrec.config import Config, load_config
-from seqrec.data.dataset import load_dataset
-from seqrec.data.split import Split, make_split
+from seqrec.data.split import Split
 from seqrec.inference.recommend import sasrec_topk
+from seqrec.inference.rerank import rerank_dataset
 from seqrec.io import write_atomic
 
 COLUMNS = [
@@ -41,15 +41,20 @@ def list_metrics(recs: np.ndarray, split: Split) -> dict[str, float]:
     }
 
 
-def evaluate_model(name: str, split: Split, cfg: Config) -> dict[str, float]:
-    """Fit one baseline (or decode the trained SASRec run) on the split's history and score its lists."""
+def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False) -> dict[str, float]:
+    """Fit one baseline (or decode the trained SASRec run) on the split's history and score its lists;
+    with `rerank`, its best `rerank.candidates * k` re-ranked down to k (seqrec.inference.rerank)."""
+    k = cfg.eval.k
+    n = cfg.rerank.candidates * k if rerank else k
     t0 = time.perf_counter()
     if name == "sasrec":  # trained by train.py: only decoding is timed here
-        fit_s, recs = 0.0, sasrec_topk(cfg, split.history, split.users)
+        fit_s, recs = 0.0, sasrec_topk(cfg, split.history, split.users, n)
     else:
         model = make_baseline(name, cfg.baselines, cfg.seed).fit(split.history)
         fit_s = time.perf_counter() - t0
-        recs = model.recommend(split.users, cfg.eval.k)[0]
+        recs = model.recommend(split.users, n)[0]
+    if rerank:  # by rank, as predict.py does: model scores are not on one scale
+        recs = rerank_dataset(recs, split.history, cfg.rerank, k)
     return {**list_metrics(recs, split), "fit_s": fit_s, "predict_s": time.perf_counter() - t0 - fit_s}
 
 
@@ -66,23 +71,35 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     cfg = load_config(sys.argv[1:] if argv is None else argv)
     if not cfg.eval.models:
         raise ValueError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
-    ds = load_dataset(cfg.data, cfg.clean)
-    split = make_split(ds, cfg.split, cfg.seed)
+    ds = report.ingest(cfg)
+    split = report.split(ds, cfg)
     print(f"{cfg.split.mode} split: history up to {split.history.end}, "
           f"{len(split.users):,} users scored on {len(split.window):,} window events")
+    with report.step_report(cfg, "evaluate") as rep:
+        rows = rep["metrics"] = evaluate_models(split, cfg)
+        best = max(rows, key=lambda n: rows[n]["score"])
+        rep["summary"] = {"mode": cfg.split.mode, "users": len(split.users), "best": best,
+                          **{f"score {name}": row["score"] for name, row in rows.items()}}
+    table = markdown_table(rows)
+    out = Path(cfg.eval.out)
+    write_atomic(out / f"{cfg.split.mode}.md", table + "\n")
+    write_atomic(out / f"{cfg.split.mode}.json", json.dumps(rows, indent=2) + "\n")
+    print(table)
+    print(f"best {best} {rows[best]['score']:.4f}")
+    return rows
+
+
+def evaluate_models(split: Split, cfg: Config) -> dict[str, dict[str, float]]:
+    """One row per model of cfg.eval.models (and its re-ranked row when rerank.enabled), printed as they come."""
     rows = {}
     for name in cfg.eval.models:
         rows[name] = evaluate_model(name, split, cfg)
         note = " (its blend was fitted on this window: in-sample)" if name == "sasrec" and \
             cfg.split.mode == "temporal" else ""
         print(f"  {name}: score {rows[name]['score']:.4f}{note}", flush=True)
-    table = markdown_table(rows)
-    out = Path(cfg.eval.out)
-    write_atomic(out / f"{cfg.split.mode}.md", table + "\n")
-    write_atomic(out / f"{cfg.split.mode}.json", json.dumps(rows, indent=2) + "\n")
-    print(table)
-    best = max(rows, key=lambda n: rows[n]["score"])
-    print(f"best {best} {rows[best]['score']:.4f}")
+        if cfg.rerank.enabled:
+            rows[f"{name}+rerank"] = row = evaluate_model(name, split, cfg, rerank=True)
+            print(f"  {name}+rerank: score {row['score']:.4f}  diversity {row['diversity']:.4f}", flush=True)
     return rows
 
 

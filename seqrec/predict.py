@@ -6,27 +6,36 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from seqrec import report
 from seqrec.config import Config
-from seqrec.data.dataset import load_dataset
 from seqrec.data.split import make_split
 from seqrec.evaluate import list_metrics
 from seqrec.inference.recommend import recommend
+from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
 
 
 def predict(cfg: Config) -> dict[str, float] | None:
     """Write cfg.submission; returns the offline metrics when future.csv is present, else None."""
-    ds = load_dataset(cfg.data, cfg.clean)
-    t0 = time.perf_counter()
-    recs = recommend(cfg.model.name, cfg, ds, ds.test_users)
-    write_submission(cfg.submission, ds, ds.test_users, recs, cfg.eval.k)
-    print(f"{cfg.model.name}: wrote {cfg.submission} ({len(ds.test_users):,} users x {cfg.eval.k}) "
-          f"in {time.perf_counter() - t0:.1f}s")
-    if ds.future is None:
-        return None
-    split = make_split(ds, dataclasses.replace(cfg.split, mode="future"), cfg.seed)
-    row = {u: i for i, u in enumerate(ds.test_users.tolist())}
-    scores = list_metrics(recs[[row[u] for u in split.users.tolist()]], split)  # split.users are test users
-    print(f"future.csv score {scores['score']:.4f}  ndcg@50 {scores['ndcg@50']:.4f}  "
-          f"repeat {scores['repeat']:.2f}  ({len(split.users):,} test users with history)")
-    return scores
+    ds = report.ingest(cfg)
+    with report.step_report(cfg, "predict") as rep:
+        t0 = time.perf_counter()
+        k = cfg.eval.k
+        recs = recommend(cfg.model.name, cfg, ds, ds.test_users,
+                         cfg.rerank.candidates * k if cfg.rerank.enabled else k)
+        if cfg.rerank.enabled:  # diversity and novelty from the model's longer list, by rank
+            recs = rerank_dataset(recs, ds, cfg.rerank, k)
+        write_submission(cfg.submission, ds, ds.test_users, recs, k)
+        print(f"{cfg.model.name}: wrote {cfg.submission} ({len(ds.test_users):,} users x {k}) "
+              f"in {time.perf_counter() - t0:.1f}s")
+        rep["summary"] = {"model": cfg.model.name, "submission": cfg.submission, "users": len(ds.test_users),
+                          "rows": len(ds.test_users) * k, "reranked": cfg.rerank.enabled}
+        if ds.future is None:
+            return None
+        split = make_split(ds, dataclasses.replace(cfg.split, mode="future"), cfg.seed)
+        row = {u: i for i, u in enumerate(ds.test_users.tolist())}
+        scores = rep["metrics"] = list_metrics(recs[[row[u] for u in split.users.tolist()]], split)
+        rep["summary"]["future_score"] = scores["score"]
+        print(f"future.csv score {scores['score']:.4f}  ndcg@50 {scores['ndcg@50']:.4f}  "
+              f"repeat {scores['repeat']:.2f}  ({len(split.users):,} test users with history)")
+        return scores

@@ -9,9 +9,8 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from seqrec import report
 from seqrec.config import Config, to_yaml
-from seqrec.data.dataset import load_dataset
-from seqrec.data.split import make_split
 from seqrec.io import write_atomic
 from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
@@ -59,21 +58,28 @@ def build_trainer(cfg: Config) -> pl.Trainer:
 def train(cfg: Config) -> Path:
     """Fit and return the path of the best checkpoint."""
     pl.seed_everything(cfg.seed, workers=True)
-    ds = load_dataset(cfg.data, cfg.clean)
-    split = make_split(ds, cfg.split, cfg.seed)
+    ds = report.ingest(cfg)
+    split = report.split(ds, cfg)
     print(f"training on history before {split.history.end} ({len(split.history.events):,} events), "
           f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
-    dm = SeqDataModule(split, cfg)
-    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
     ckpt = None
     if cfg.ckpt:
         ckpt = cfg.run.checkpoints / "last.ckpt" if cfg.ckpt == "last" else Path(cfg.ckpt)
         if not ckpt.exists():
             raise FileNotFoundError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
-    write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
-    trainer = build_trainer(cfg)
-    trainer.fit(module, dm, ckpt_path=ckpt)
-    best = cfg.run.checkpoints / "best.ckpt"
-    score = trainer.checkpoint_callback.best_model_score
-    print(f"best checkpoint {best} val/score {float(score) if score is not None else float('nan'):.4f}")
+    with report.step_report(cfg, "train") as rep:
+        dm = SeqDataModule(split, cfg)
+        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+        write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
+        trainer = build_trainer(cfg)
+        trainer.fit(module, dm, ckpt_path=ckpt)
+        best = cfg.run.checkpoints / "best.ckpt"
+        score = trainer.checkpoint_callback.best_model_score
+        score = float(score) if score is not None else None
+        rep["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}  # the last epoch's
+        rep["summary"] = {"epochs": trainer.current_epoch, "steps": trainer.global_step,
+                          "windows": len(dm.train_set), "parameters": sum(p.numel() for p in module.parameters()),
+                          "resumed_from": str(ckpt) if ckpt else None, "best_val_score": score,
+                          "best_checkpoint": str(best)}
+    print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}")
     return best

@@ -35,7 +35,7 @@ def ds(tiny_synth):
 def popular_csv(tiny_synth, tmp_path_factory) -> Path:
     """The `popular` submission for the tiny synthetic set, written in-process."""
     path = tmp_path_factory.mktemp("popular") / "popular.csv"
-    predict(load_config([f"data.dir={tiny_synth}", "model=popular", f"submission={path}"]))
+    predict(load_config([f"data.dir={tiny_synth}", "model=popular", f"submission={path}", f"run.dir={path.parent}"]))
     return path
 
 
@@ -46,11 +46,12 @@ def test_every_baseline_is_covered():
 @pytest.mark.parametrize("model", MODELS)
 def test_predict_writes_a_valid_submission_for_every_baseline(tiny_synth, ds, tmp_path, model, capsys):
     path = tmp_path / "sub.csv"
-    scores = predict(load_config([f"data.dir={tiny_synth}", f"model={model}", f"submission={path}"]))
+    scores = predict(load_config([f"data.dir={tiny_synth}", f"model={model}", f"submission={path}",
+                                  f"run.dir={tmp_path / 'run'}"]))
     frame = pd.read_csv(path)
     assert check(frame, ds, 50) == []
     assert len(frame) == 50 * len(pd.read_csv(tiny_synth / "test.csv"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "sub.csv"]  # no temporary file left
     # tiny_synth has future.csv, so the submission is scored
     assert set(scores) == {"score", "ndcg@50", "recall@50", "coverage", "novelty", "diversity", "repeat"}
     assert 0 < scores["score"] <= 1

@@ -6,7 +6,7 @@ import torch
 from seqrec import PAD
 from seqrec.config import DecodeConfig, load_config
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import FEATURES, logp_only
+from seqrec.inference.blend import FEATURES, logp_only, rank
 from seqrec.inference.decode import make_decoder
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import TrainWindows, event_features, history_inputs, train_windows
@@ -200,3 +200,12 @@ def test_window_batches_shard_disjointly_across_ranks_and_reshuffle_per_epoch():
     assert seen[0] != seen[1]  # set_epoch reshuffles
     single = window_batches(23, 5)
     assert sorted(i for batch in single for i in batch) == list(range(23))
+
+
+def test_rank_pads_users_with_fewer_real_candidates_than_k():
+    items = np.array([[3, 5, 5, 1], [2, 4, 6, 8]])
+    mask = np.array([[True, True, False, False], [True, True, True, True]])
+    x = np.zeros((2, 4, len(FEATURES)), np.float32)
+    x[..., FEATURES.index("model_logp")] = [[-1.0, -0.5, 0.0, 0.0], [-4.0, -3.0, -2.0, -1.0]]
+    out = rank(items, mask, x, logp_only(8), 8, k=3)
+    np.testing.assert_array_equal(out, [[5, 3, PAD], [8, 6, 4]])

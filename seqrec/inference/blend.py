@@ -185,11 +185,11 @@ def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l
 
 
 def rank(items: np.ndarray, mask: np.ndarray, x: np.ndarray, p: np.ndarray, hidden: int, k: int) -> np.ndarray:
-    """(B, k) best candidates by the blend."""
+    """(B, k) best candidates by the blend; a user with fewer than k real candidates gets PAD after them."""
     with torch.no_grad():
         s = np.where(mask, blend_score(p, x, hidden).numpy(), -np.inf)
     top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(items, top, 1)
+    return np.take_along_axis(np.where(mask, items, PAD), top, 1)
 
 
 def coverage_check(mask: np.ndarray, k: int) -> None:

@@ -28,24 +28,30 @@ def load_module(run: RunConfig) -> SeqRecModule:
     return module
 
 
-def sasrec_topk(cfg: Config, ds: Dataset, users: np.ndarray) -> np.ndarray:
-    """Encode each user's whole history in `ds` and decode top-k with the blend fitted on validation."""
+def sasrec_topk(cfg: Config, ds: Dataset, users: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Encode each user's whole history in `ds` and decode top-k (k: cfg.eval.k) with the blend fitted on validation."""
     module = load_module(cfg.run)
-    cfg = dataclasses.replace(cfg, decode=module.decode_cfg)  # decode exactly as the run validated
+    k = k or cfg.eval.k
+    decode = module.decode_cfg  # decode exactly as the run validated
+    if k > decode.n_model_candidates:  # longer lists (re-ranking candidates) need k model candidates per user
+        decode = dataclasses.replace(decode, n_model_candidates=k)
+    cfg = dataclasses.replace(cfg, decode=decode)
     if module.net.n_items != ds.n_items:
         raise ValueError(f"{cfg.run.dir} was trained on {module.net.n_items:,} items but {cfg.data.dir} has "
                          f"{ds.n_items:,}: predict with the data set the run was trained on")
     device = "cuda" if torch.cuda.is_available() and cfg.train.accelerator != "cpu" else "cpu"
     seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
     decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
-    recs = decoder.topk(module.net.to(device), users, module.blend.numpy(), cfg.eval.k)
+    recs = decoder.topk(module.net.to(device), users, module.blend.numpy(), k)
     rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
     print(f"sasrec: lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
     return recs
 
 
-def recommend(name: str, cfg: Config, ds: Dataset, users: np.ndarray) -> np.ndarray:
-    """(n, k) lists for `users` from history `ds`: `sasrec` loads cfg.run, anything else fits a baseline."""
+def recommend(name: str, cfg: Config, ds: Dataset, users: np.ndarray, k: int | None = None) -> np.ndarray:
+    """(n, k) lists (k: cfg.eval.k) for `users` from history `ds`: `sasrec` loads cfg.run, anything else fits a
+    baseline."""
+    k = k or cfg.eval.k
     if name == "sasrec":
-        return sasrec_topk(cfg, ds, users)
-    return make_baseline(name, cfg.baselines, cfg.seed).fit(ds).recommend(users, cfg.eval.k)[0]
+        return sasrec_topk(cfg, ds, users, k)
+    return make_baseline(name, cfg.baselines, cfg.seed).fit(ds).recommend(users, k)[0]

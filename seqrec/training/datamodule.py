@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 
 from seqrec.config import Config
 from seqrec.data.dataset import Dataset
@@ -19,16 +19,17 @@ class WindowBatches(BatchSampler):
     """Lists of window ids for batched fetches; passes the epoch on so a distributed shard reshuffles."""
 
     def set_epoch(self, epoch: int) -> None:
-        if isinstance(self.sampler, DistributedSampler):
-            self.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
 
 
 def window_batches(n_windows: int, batch_size: int, world_size: int = 1, rank: int = 0,
                    seed: int = 0) -> WindowBatches:
-    """Shuffled batches of window ids; with several processes each rank gets its own shard."""
-    ids = range(n_windows)
-    base = (DistributedSampler(ids, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-            if world_size > 1 else RandomSampler(ids))
+    """Shuffled batches of window ids; with several processes each rank gets its own shard.
+
+    One process draws the same seeded permutation as several do, so batch i of a single process with batch size
+    world_size * B holds exactly the windows of batch i across the ranks (a DDP run repeats a single-process one).
+    """
+    base = DistributedSampler(range(n_windows), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     return WindowBatches(base, batch_size, drop_last=False)
 
 

@@ -56,6 +56,10 @@ class SeqRecModule(pl.LightningModule):
         self._t_batch = now
         return loss
 
+    def configure_model(self) -> None:
+        if self.train_cfg.compile:
+            self.net.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
+
     def on_fit_start(self) -> None:
         if self.train_cfg.loss == "sampled":
             counts = torch.as_tensor(self.trainer.datamodule.item_counts, dtype=torch.float64, device=self.device)
@@ -101,7 +105,7 @@ class SeqRecModule(pl.LightningModule):
             "val/repeat": metrics.repeat_share(recs, users, hist["user"].to_numpy(), hist["item"].to_numpy()),
             "val/score_model_only": metrics.competition_score(
                 rank(items, mask, x, only_model, d.blend_hidden, self.k), users, truth),
-        })
+        }, sync_dist=True)  # every process decodes all validation users: the mean of equal values
         self._t_batch = None
 
     def configure_optimizers(self):

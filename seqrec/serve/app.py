@@ -1,0 +1,105 @@
+"""The FastAPI app: routes over an OnlineRecommender and an event store, built eagerly so start-up errors raise."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query
+from fastapi import Path as PathParam
+
+from seqrec.config import Config, load_config
+from seqrec.serve.online import BadEvent, OnlineRecommender, Ranked
+from seqrec.serve.schemas import (
+    ID_MAX,
+    ID_MIN,
+    EventAck,
+    Health,
+    History,
+    HistoryEvent,
+    ListeningEvent,
+    Recommendations,
+    ScoredItem,
+    Similar,
+)
+from seqrec.serve.store import Event, EventStore, SqliteEventStore
+
+
+def load_serve_config(overrides: list[str]) -> Config:
+    """The run's saved config.yaml (its data folder, cleaning and features) under the command-line overrides."""
+    cfg = load_config(overrides)
+    saved = Path(cfg.run.dir) / "config.yaml"
+    return load_config(overrides, path=saved) if saved.exists() else cfg
+
+
+def db_path(cfg: Config) -> Path:
+    return Path(cfg.serve.db) if cfg.serve.db else Path(cfg.run.dir) / "events.sqlite"
+
+
+def create_app(cfg: Config, store: EventStore | None = None) -> FastAPI:
+    """Load the run and the store's events now, so that a bad checkpoint stops start-up before serving.
+
+    `store` defaults to the SQLite file cfg.serve.db (`<run.dir>/events.sqlite`); the app closes it on shutdown.
+    """
+    rec = OnlineRecommender.load(cfg)
+    store = store if store is not None else SqliteEventStore(db_path(cfg))
+    rec.replay(store.since(0))
+    s = cfg.serve
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(title="seqrec", summary="Next-track recommendations from a trained SASRec run and live events.",
+                  lifespan=lifespan)
+    app.state.recommender, app.state.store = rec, store
+    UserId = PathParam(ge=ID_MIN, le=ID_MAX, description="user_id as in the hear-me files.")
+    ItemId = PathParam(ge=ID_MIN, le=ID_MAX, description="item_id as in the hear-me files.")
+
+    @app.get("/health")
+    def health() -> Health:
+        return Health(status="ok", run=cfg.run.dir, users=rec.ds.n_users, items=rec.ds.n_items,
+                      posted_events=rec.n_posted)
+
+    @app.get("/recommendations/{user_id}")
+    def recommendations(user_id: int = UserId, k: int = Query(s.k, ge=1, le=s.max_k)) -> Recommendations:
+        r = rec.recommend(user_id, k)
+        return Recommendations(user_id=user_id, source=r.source, items=_scored(r))
+
+    @app.post("/events", status_code=201)
+    def post_event(body: ListeningEvent) -> EventAck:
+        event = Event(body.user_id, body.item_id, body.listened_duration, body.listened_datetime)
+        try:
+            rec.check(event)
+        except BadEvent as e:
+            raise HTTPException(422, str(e)) from e
+        seq = store.add(event)  # durable before it is acknowledged or used
+        rec.add(event)
+        return EventAck(seq=seq, user_id=event.user_id, item_id=event.item_id)
+
+    @app.get("/similar/{item_id}")
+    def similar(item_id: int = ItemId, k: int = Query(s.similar_k, ge=1, le=s.max_k)) -> Similar:
+        r = rec.similar(item_id, k)
+        if r is None:
+            raise HTTPException(404, f"item_id {item_id} is not in the catalog of {cfg.data.dir}")
+        return Similar(item_id=item_id, items=_scored(r))
+
+    @app.get("/users/{user_id}/history")
+    def history(user_id: int = UserId,
+                limit: int = Query(s.history_limit, ge=1, le=s.max_history_limit)) -> History:
+        h = rec.history(user_id, limit)
+        if h is None:
+            raise HTTPException(404, f"user_id {user_id} is neither in the log of {cfg.data.dir} nor has "
+                                     f"posted events")
+        return History(user_id=user_id, events=[HistoryEvent(**row) for row in h.to_dict("records")])
+
+    return app
+
+
+def _scored(r: Ranked) -> list[ScoredItem]:
+    scores = r.scores if r.scores is not None else np.full(len(r.items), np.nan)
+    return [ScoredItem(item_id=int(i), rank=n + 1, score=None if np.isnan(v) else float(v))
+            for n, (i, v) in enumerate(zip(r.items, scores, strict=True))]

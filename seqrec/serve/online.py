@@ -1,0 +1,247 @@
+"""The trained run plus the events posted since training: re-encoded histories, popular fallback, similar tracks.
+
+A user without posted events is decoded from the whole log exactly as predict.py does. A user with posted
+events gets a one-user Dataset of their log events followed by the posted ones (cleaned by the log's rules),
+encoded by the transformer and described by the same re-listen evidence; what must stay global (what follows
+what, popularity, the catalog mask) comes from the whole log. Its prediction time is the later of the log's
+end and midnight after the newest posted event (the log's own rule), so lists never depend on the wall clock.
+A user known only from posted events is decoded the same way from those events alone (source `model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from seqrec import PAD
+from seqrec.baselines import popular_order
+from seqrec.config import Config
+from seqrec.data.clean import clean_events
+from seqrec.data.dataset import Dataset, load_dataset
+from seqrec.data.sequences import build_sequences
+from seqrec.inference.blend import blend_score
+from seqrec.inference.decode import Decoder, make_decoder
+from seqrec.inference.recommend import load_module
+from seqrec.serve.store import Event
+from seqrec.similar import embedding_neighbours
+from seqrec.training.batches import event_features
+from seqrec.training.module import SeqRecModule
+
+log = logging.getLogger(__name__)
+DAY = pd.Timedelta(days=1)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message names the file and the reason."""
+
+
+class BadEvent(ValueError):
+    """A posted event the service refuses; nothing is stored."""
+
+
+@dataclass
+class Ranked:
+    """A list for one user or track, best first, in external ids."""
+
+    items: np.ndarray
+    scores: np.ndarray | None
+    source: str
+
+
+class OnlineRecommender:
+    """Recommendations, similar tracks and histories from a trained run and the events posted since."""
+
+    def __init__(self, cfg: Config, ds: Dataset, module: SeqRecModule):
+        self.cfg = cfg = dataclasses.replace(cfg, decode=module.decode_cfg)  # decode exactly as the run validated
+        self.ds = ds
+        device = "cuda" if torch.cuda.is_available() and cfg.train.accelerator != "cpu" else "cpu"
+        self.net = module.net.to(device).eval()
+        self.blend = module.blend.cpu().numpy()
+        seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
+        self.decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
+        self.offsets = seqs.offsets
+        self.popular = popular_order(ds, cfg.baselines.popular_days)
+        self.item_ids = ds.items["item_id"].to_numpy(np.int64)  # index -> external id; row 0 is PAD
+        self.allowed = ds.items["valid"].to_numpy().copy()  # writable: torch warns on read-only arrays
+        self._item_index = pd.Index(self.item_ids[1:])
+        self._user_index = pd.Index(ds.users["user_id"].to_numpy(np.int64))
+        self._posted_rules = dataclasses.replace(cfg.clean, start=None, end=None)  # the period is checked on post
+        self._posted: dict[int, list[Event]] = {}
+        self._version: dict[int, int] = {}  # bumped on every post: a cached decoder of an older version is stale
+        self._cache: OrderedDict[int, tuple[int, Decoder | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, cfg: Config) -> OnlineRecommender:
+        """The run's best checkpoint and its data set; raises StartupError if the model cannot be used."""
+        path = cfg.run.checkpoints / "best.ckpt"
+        try:
+            module = load_module(cfg.run)
+        except FileNotFoundError as e:
+            raise StartupError(str(e)) from e
+        except Exception as e:  # truncated, not a checkpoint, other shapes: no model, no service
+            raise StartupError(f"{path}: cannot load the trained model ({type(e).__name__}: {e}); retrain with "
+                               f"`python train.py run.dir={cfg.run.dir}` or give another run.dir=") from e
+        ds = load_dataset(cfg.data, cfg.clean)
+        if module.net.n_items != ds.n_items:
+            raise StartupError(f"{path} was trained on {module.net.n_items:,} items but {cfg.data.dir} has "
+                               f"{ds.n_items:,}: serve with the data set the run was trained on (data.dir=)")
+        return cls(cfg, ds, module)
+
+    # --- events ---
+
+    def check(self, event: Event) -> None:
+        """Raise BadEvent unless the event can join the user's history."""
+        if self.item_index(event.item_id) == PAD:
+            raise BadEvent(f"item_id {event.item_id} is not in the catalog of {self.cfg.data.dir}")
+        start = self.cfg.clean.start
+        if start is not None and pd.Timestamp(event.listened_datetime) < pd.Timestamp(start):
+            raise BadEvent(f"listened_datetime {event.listened_datetime} is before the log's start {start} "
+                           f"(clean.start): the log treats such times as export bugs")
+
+    def add(self, event: Event) -> None:
+        """Take a checked event that is already stored."""
+        with self._lock:
+            self._posted.setdefault(event.user_id, []).append(event)
+            self._version[event.user_id] = self._version.get(event.user_id, 0) + 1
+
+    def replay(self, events: list[Event]) -> int:
+        """Take the store's events at start-up; returns how many were taken (the rest are logged and skipped)."""
+        skipped = []
+        for e in events:
+            try:
+                self.check(e)
+            except BadEvent as err:
+                skipped.append(f"seq {e.seq}: {err}")
+                continue
+            self.add(e)
+        if skipped:
+            log.warning("skipped %d stored event(s) this run cannot use, e.g. %s", len(skipped), skipped[0])
+        return len(events) - len(skipped)
+
+    @property
+    def n_posted(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._posted.values())
+
+    def item_index(self, item_id: int) -> int:
+        """Internal index of an external item id; PAD when it is not in the catalog."""
+        return int(self._item_index.get_indexer([item_id])[0]) + 1
+
+    def user_index(self, user_id: int) -> int:
+        """Internal index of a user of the log; -1 when the log does not know them."""
+        return int(self._user_index.get_indexer([user_id])[0])
+
+    def _posted_of(self, user_id: int) -> tuple[list[Event], int]:
+        with self._lock:
+            return list(self._posted.get(user_id, ())), self._version.get(user_id, 0)
+
+    # --- reads ---
+
+    def recommend(self, user_id: int, k: int) -> Ranked:
+        """Top k for a user: the model on their history and posted events, or popular tracks if unknown."""
+        u = self.user_index(user_id)
+        posted, version = self._posted_of(user_id)
+        decoder, row = (self.decoder, u) if not posted else (self._user_decoder(user_id, u, posted, version), 0)
+        if decoder is None or row < 0:
+            return Ranked(self.item_ids[self.popular[:k]], None, "popular")
+        items, scores = self._rank(decoder, row, k)
+        return Ranked(self.item_ids[items], scores, "model")
+
+    def similar(self, item_id: int, k: int) -> Ranked | None:
+        """Tracks closest to a track by the model's item embeddings; None for an unknown track."""
+        i = self.item_index(item_id)
+        if i == PAD:
+            return None
+        idx, cos = embedding_neighbours(self.net.item_emb.weight.detach(), np.array([i]), k, self.allowed)
+        keep = (idx[0] != PAD) & np.isfinite(cos[0])
+        return Ranked(self.item_ids[idx[0][keep]], cos[0][keep], "model")
+
+    def history(self, user_id: int, limit: int) -> pd.DataFrame | None:
+        """The user's newest `limit` events, log and posted; None for a user neither knows."""
+        u = self.user_index(user_id)
+        posted, _ = self._posted_of(user_id)
+        if u < 0 and not posted:
+            return None
+        ev = self.ds.events.iloc[self.offsets[u]:self.offsets[u + 1]] if u >= 0 else self.ds.events.iloc[:0]
+        frames = [pd.DataFrame({"item_id": self.item_ids[ev["item"].to_numpy()],
+                                "listened_duration": ev["duration"].to_numpy(np.float64),
+                                "listened_datetime": ev["ts"].to_numpy(), "source": "log"})]
+        if posted:
+            frames.append(pd.DataFrame({"item_id": [e.item_id for e in posted],
+                                        "listened_duration": [e.listened_duration for e in posted],
+                                        "listened_datetime": [e.listened_datetime for e in posted],
+                                        "source": "posted"}))
+        h = pd.concat(frames, ignore_index=True)
+        return h.sort_values("listened_datetime", ascending=False, kind="stable").head(limit)
+
+    # --- decoding ---
+
+    def _rank(self, decoder: Decoder, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(items, blend scores) of one user's best k candidates, as seqrec.inference.blend.rank orders them."""
+        cfg = decoder.cfg
+        # a list longer than the model's candidates needs more of them; up to that length nothing changes
+        decoder = dataclasses.replace(decoder, cfg=dataclasses.replace(
+            cfg, n_model_candidates=max(cfg.n_model_candidates, k)))
+        c = decoder.candidates(self.net, np.array([row]))
+        with torch.no_grad():
+            s = np.where(c.mask, blend_score(self.blend, c.x, cfg.blend_hidden).numpy(), -np.inf)[0]  # (C,)
+        top = np.argsort(-s, kind="stable")[:k]
+        top = top[np.isfinite(s[top])]  # only a catalog smaller than k leaves a list short
+        return c.items[0, top], s[top]
+
+    def _user_decoder(self, user_id: int, u: int, posted: list[Event], version: int) -> Decoder | None:
+        """The decoder of a user with posted events, cached until they post again."""
+        with self._lock:
+            hit = self._cache.get(user_id)
+            if hit is not None and hit[0] == version:
+                self._cache.move_to_end(user_id)
+                return hit[1]
+        decoder = self.one_user_decoder(user_id, u, posted)
+        with self._lock:
+            if self._version.get(user_id, 0) == version:  # not if a post arrived while building
+                self._cache[user_id] = (version, decoder)
+                self._cache.move_to_end(user_id)
+                while len(self._cache) > self.cfg.serve.cache_users:
+                    self._cache.popitem(last=False)
+        return decoder
+
+    def one_user_decoder(self, user_id: int, u: int, posted: list[Event]) -> Decoder | None:
+        """Features and evidence of one user's log + posted events; None if the cleaning rules left nothing."""
+        events = self._user_events(user_id, u, posted)
+        if events.empty:
+            return None
+        end = max(self.ds.end, (events["ts"].max() + DAY).normalize())
+        one = dataclasses.replace(self.ds, events=events, users=pd.DataFrame({"user_id": [user_id]}),
+                                  test_users=np.zeros(1, np.int64), end=end, future=None, report={})
+        seqs = build_sequences(events, 1, self.cfg.clean.session_gap_min)
+        decoder = make_decoder(one, event_features(seqs, self.cfg.train.weight_mode), self.cfg)
+        whole = self.decoder.evidence
+        t = decoder.evidence.transitions
+        t.trans = whole.transitions.trans  # what follows what: the whole log's
+        t.fallback = whole.transitions.fallback  # and its popularity (shared: a cached decoder stays small)
+        decoder.evidence = dataclasses.replace(decoder.evidence, log_pop=whole.log_pop)
+        return decoder
+
+    def _user_events(self, user_id: int, u: int, posted: list[Event]) -> pd.DataFrame:
+        """The user's log events and cleaned posted events as user 0, sorted by time."""
+        table = pa.table({
+            "user_id": pa.array([e.user_id for e in posted], pa.int64()),
+            "item_id": pa.array([e.item_id for e in posted], pa.int64()),
+            "listened_duration": pa.array([e.listened_duration for e in posted], pa.float64()),
+            "listened_datetime": pa.array([e.listened_datetime for e in posted], pa.timestamp("us")),
+        })
+        new = clean_events(table, self.ds.items, np.array([user_id], np.int64), self._posted_rules, {})
+        parts = [new]
+        if u >= 0:
+            parts.insert(0, self.ds.events.iloc[self.offsets[u]:self.offsets[u + 1]].assign(user=np.int32(0)))
+        events = pd.concat(parts, ignore_index=True)
+        return events.sort_values("ts", kind="stable").reset_index(drop=True)

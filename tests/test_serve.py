@@ -1,0 +1,294 @@
+"""The recommendation service through HTTP: every endpoint, the online path, persistence, start-up failures."""
+
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from seqrec.baselines import popular_order
+from seqrec.config import load_config
+from seqrec.inference.recommend import sasrec_topk
+from seqrec.serve.__main__ import main
+from seqrec.serve.app import create_app, load_serve_config
+from seqrec.serve.online import StartupError
+from seqrec.serve.store import Event, SqliteEventStore
+from seqrec.train import train
+
+# A few seconds of training: the blend is fitted on a 40-user validation sample.
+TRAIN = [
+    "preset=demo", "train.max_epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
+    "train.n_negatives=64", "model.d_model=16", "model.max_len=20", "split.min_window_events=1",
+    "split.max_users=40", "decode.blend_hidden=8", "train.progress_bar=false",
+]
+K = 50
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_synth, tmp_path_factory) -> Path:
+    """A tiny trained run on the tiny synthetic set, trained once for the module."""
+    run = tmp_path_factory.mktemp("serve") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(load_config([f"data.dir={tiny_synth}", f"run.dir={run}", *TRAIN]))
+    finally:
+        torch.set_num_threads(threads)
+    return run
+
+
+def serve_cfg(run: Path, db: Path, *extra: str):
+    return load_serve_config([f"run.dir={run}", f"serve.db={db}", *extra])
+
+
+@pytest.fixture(scope="module")
+def shared(run_dir, tmp_path_factory):
+    """One app for the read-only tests (nothing is posted to it)."""
+    cfg = serve_cfg(run_dir, tmp_path_factory.mktemp("db") / "events.sqlite")
+    with TestClient(create_app(cfg)) as client:
+        yield client, client.app.state.recommender
+
+
+@pytest.fixture
+def fresh(run_dir, tmp_path):
+    """An app over its own empty store, for tests that post."""
+    with TestClient(create_app(serve_cfg(run_dir, tmp_path / "events.sqlite"))) as client:
+        yield client
+
+
+def log_users(rec, n: int) -> list[int]:
+    return [int(u) for u in rec.ds.users["user_id"].to_numpy()[rec.ds.test_users[:n]]]
+
+
+def ranks(body: dict) -> list[int]:
+    return [it["item_id"] for it in body["items"]]
+
+
+def event(user_id: int, item_id: int, duration: float, when: str) -> dict:
+    return {"user_id": user_id, "item_id": item_id, "listened_duration": duration, "listened_datetime": when}
+
+
+def test_config_comes_from_the_run_unless_given(run_dir, tiny_synth, tmp_path):
+    cfg = load_serve_config([f"run.dir={run_dir}", "port=8123"])
+    assert Path(cfg.data.dir) == tiny_synth and cfg.model.d_model == 16 and cfg.serve.port == 8123
+    assert cfg.serve.host == "127.0.0.1" and (cfg.serve.k, cfg.serve.max_k) == (50, 200)
+    assert load_serve_config([f"run.dir={run_dir}", f"data.dir={tmp_path}"]).data.dir == str(tmp_path)
+
+
+def test_health_and_openapi(shared):
+    client, rec = shared
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "run": rec.cfg.run.dir, "users": rec.ds.n_users, "items": rec.ds.n_items,
+                        "posted_events": 0}
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/health", "/recommendations/{user_id}", "/events", "/similar/{item_id}",
+                                  "/users/{user_id}/history"}
+    assert {"ListeningEvent", "Recommendations", "Similar", "History", "EventAck"} <= set(spec["components"]["schemas"])
+
+
+def test_recommendations_for_log_users_are_predict_py_lists(shared):
+    client, rec = shared
+    users = log_users(rec, 5)
+    expected = sasrec_topk(rec.cfg, rec.ds, rec.ds.test_users[:5])  # the run's lists as predict.py writes them
+    for uid, want in zip(users, expected, strict=True):
+        body = client.get(f"/recommendations/{uid}").json()  # default k = 50
+        assert body["user_id"] == uid and body["source"] == "model"
+        assert ranks(body) == rec.item_ids[want].tolist()
+        assert [it["rank"] for it in body["items"]] == list(range(1, K + 1))
+        scores = [it["score"] for it in body["items"]]
+        assert scores == sorted(scores, reverse=True) and all(np.isfinite(scores))
+
+
+def test_k_bounds(shared):
+    client, rec = shared
+    uid = log_users(rec, 1)[0]
+    assert len(client.get(f"/recommendations/{uid}?k=1").json()["items"]) == 1
+    longest = client.get(f"/recommendations/{uid}?k=200").json()["items"]
+    assert len({it["item_id"] for it in longest}) == 200
+    for bad in ("0", "201", "-3", "ten"):
+        r = client.get(f"/recommendations/{uid}?k={bad}")
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "k"]
+    r = client.get("/recommendations/not-a-user")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "user_id"]
+
+
+def test_unknown_user_gets_popular_tracks(shared):
+    client, rec = shared
+    body = client.get("/recommendations/1?k=10").json()
+    assert body["source"] == "popular"
+    assert ranks(body) == rec.item_ids[popular_order(rec.ds, rec.cfg.baselines.popular_days)[:10]].tolist()
+    assert all(it["score"] is None for it in body["items"])
+
+
+def test_similar_tracks_are_the_nearest_embeddings(shared):
+    client, rec = shared
+    q = int(np.flatnonzero(rec.allowed)[3])
+    body = client.get(f"/similar/{rec.item_ids[q]}?k=5").json()
+    e = rec.net.item_emb.weight.detach().numpy()
+    cos = e @ e[q] / np.linalg.norm(e, axis=1).clip(1e-12) / np.linalg.norm(e[q])
+    cos[~rec.allowed] = -np.inf
+    cos[q] = -np.inf  # never the query itself
+    best = np.argsort(-cos, kind="stable")[:5]
+    assert body["item_id"] == rec.item_ids[q] and ranks(body) == rec.item_ids[best].tolist()
+    np.testing.assert_allclose([it["score"] for it in body["items"]], cos[best], atol=1e-5)
+    assert len(client.get(f"/similar/{rec.item_ids[q]}").json()["items"]) == rec.cfg.serve.similar_k
+    r = client.get("/similar/1")
+    assert r.status_code == 404 and "item_id 1 is not in the catalog" in r.json()["detail"]
+    assert client.get(f"/similar/{rec.item_ids[q]}?k=0").status_code == 422
+
+
+def test_history_is_the_log_newest_first(shared):
+    client, rec = shared
+    uid = log_users(rec, 1)[0]
+    ev = rec.ds.events[rec.ds.events["user"] == rec.user_index(uid)].iloc[::-1]
+    body = client.get(f"/users/{uid}/history?limit=4").json()
+    assert [e["item_id"] for e in body["events"]] == rec.item_ids[ev["item"].to_numpy()[:4]].tolist()
+    assert [e["listened_duration"] for e in body["events"]] == ev["duration"].to_numpy()[:4].tolist()
+    assert [pd.Timestamp(e["listened_datetime"]) for e in body["events"]] == list(ev["ts"].iloc[:4])
+    assert {e["source"] for e in body["events"]} == {"log"}
+    assert len(client.get(f"/users/{uid}/history").json()["events"]) == rec.cfg.serve.history_limit
+    r = client.get("/users/1/history")
+    assert r.status_code == 404 and "user_id 1 is neither in the log" in r.json()["detail"]
+    assert client.get(f"/users/{uid}/history?limit=0").status_code == 422
+
+
+@pytest.mark.parametrize("change, status, reason", [
+    ({"item_id": 1}, 422, "item_id 1 is not in the catalog"),
+    ({"listened_duration": -5}, 422, "greater than or equal to 0"),
+    ({"listened_datetime": "yesterday"}, 422, "valid datetime"),
+    ({"listened_datetime": "2025-09-31 10:00:00"}, 422, "valid datetime"),
+    ({"listened_datetime": 1756720800}, 422, "must be a text time"),
+    ({"listened_datetime": "2025-09-01 10:00:00+02:00"}, 422, "must have no timezone"),
+    ({"listened_datetime": "2024-01-01 10:00:00"}, 422, "before the log's start 2025-02-28"),
+    ({"user_id": "abc"}, 422, "valid integer"),
+])
+def test_bad_events_are_refused_and_nothing_is_written(fresh, change, status, reason):
+    rec = fresh.app.state.recommender
+    uid = log_users(rec, 1)[0]
+    good = event(uid, int(rec.item_ids[1]), 100, "2025-09-01 10:00:00")
+    before = fresh.get(f"/users/{uid}/history").json()
+    r = fresh.post("/events", json={**good, **change})
+    assert r.status_code == status and reason in str(r.json()["detail"])
+    assert fresh.app.state.store.since(0) == [] and fresh.get("/health").json()["posted_events"] == 0
+    assert fresh.get(f"/users/{uid}/history").json() == before
+    assert fresh.post("/events", json={k: v for k, v in good.items() if k != "item_id"}).status_code == 422
+
+
+def test_full_listens_of_a_new_track_bring_it_into_the_list(fresh):
+    rec = fresh.app.state.recommender
+    lengths = rec.ds.items["track_duration"].to_numpy()
+    for uid in log_users(rec, 3):
+        before = ranks(fresh.get(f"/recommendations/{uid}?k=200").json())
+        played = set(rec.ds.events.loc[rec.ds.events["user"] == rec.user_index(uid), "item"])
+        new = next(int(i) for i in popular_order(rec.ds, rec.cfg.baselines.popular_days)
+                   if i not in played and rec.item_ids[i] not in before[:K])
+        for minute in range(0, 20, 5):  # four full listens the day after the log ends
+            r = fresh.post("/events", json=event(uid, int(rec.item_ids[new]), float(lengths[new]),
+                                                 f"2025-09-01 10:{minute:02d}:00"))
+            assert r.status_code == 201 and r.json()["user_id"] == uid
+        body = fresh.get(f"/recommendations/{uid}?k={K}").json()
+        assert body["source"] == "model" and len(set(ranks(body))) == K
+        assert rec.item_ids[new] in ranks(body)  # from outside the top 50 into it
+        hist = fresh.get(f"/users/{uid}/history?limit=5").json()["events"]
+        assert [e["source"] for e in hist] == ["posted"] * 4 + ["log"]
+        assert [e["listened_datetime"] for e in hist[:4]] == [f"2025-09-01T10:{m:02d}:00" for m in (15, 10, 5, 0)]
+    assert fresh.get("/health").json()["posted_events"] == 12
+
+
+def test_a_user_known_only_from_posted_events_gets_model_lists(fresh):
+    rec = fresh.app.state.recommender
+    new_user, track = 1, int(rec.item_ids[np.flatnonzero(rec.allowed)[0]])
+    assert fresh.get(f"/users/{new_user}/history").status_code == 404
+    for minute in (0, 5, 10):
+        r = fresh.post("/events", json=event(new_user, track, 300, f"2025-09-02 08:{minute:02d}:00"))
+        assert r.status_code == 201
+    body = fresh.get(f"/recommendations/{new_user}").json()
+    assert body["source"] == "model" and len(set(ranks(body))) == K and track in ranks(body)
+    assert [e["source"] for e in fresh.get(f"/users/{new_user}/history").json()["events"]] == ["posted"] * 3
+
+
+def test_one_user_decoding_matches_the_whole_log(shared):
+    _, rec = shared
+    for uid in log_users(rec, 3):
+        u = rec.user_index(uid)
+        whole = rec._rank(rec.decoder, u, K)
+        alone = rec._rank(rec.one_user_decoder(uid, u, []), 0, K)  # what a posting user is decoded with
+        np.testing.assert_array_equal(alone[0], whole[0])
+        np.testing.assert_allclose(alone[1], whole[1], rtol=1e-6)
+
+
+def test_events_survive_a_restart(run_dir, tmp_path):
+    db = tmp_path / "events.sqlite"
+    with TestClient(create_app(serve_cfg(run_dir, db))) as client:
+        rec = client.app.state.recommender
+        uid, other = log_users(rec, 2)
+        tracks = rec.item_ids[np.flatnonzero(rec.allowed)[:3]]
+        for n, t in enumerate(tracks):
+            client.post("/events", json=event(uid, int(t), 200, f"2025-09-03 12:0{n}:00"))
+        client.post("/events", json=event(other, int(tracks[0]), 10, "2025-09-03 13:00:00"))
+        seen = [client.get(f"/{path}").json() for path in
+                (f"users/{uid}/history", f"recommendations/{uid}", f"recommendations/{other}")]
+    with TestClient(create_app(serve_cfg(run_dir, db))) as again:  # a new process would read the same file
+        assert again.get("/health").json()["posted_events"] == 4
+        assert [again.get(f"/{path}").json() for path in
+                (f"users/{uid}/history", f"recommendations/{uid}", f"recommendations/{other}")] == seen
+        assert [e["source"] for e in seen[0]["events"][:3]] == ["posted"] * 3
+
+
+def test_concurrent_posts_are_all_stored(fresh):
+    rec = fresh.app.state.recommender
+    users, track = log_users(rec, 4), int(rec.item_ids[np.flatnonzero(rec.allowed)[0]])
+
+    def post(uid: int) -> None:
+        for n in range(5):
+            assert fresh.post("/events", json=event(uid, track, 50, f"2025-09-04 09:0{n}:00")).status_code == 201
+            assert fresh.get(f"/recommendations/{uid}?k=5").status_code == 200
+
+    threads = [threading.Thread(target=post, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = fresh.app.state.store.since(0)
+    assert sorted(e.seq for e in stored) == list(range(1, 21))
+    for uid in users:
+        assert len(fresh.get(f"/users/{uid}/history?limit=1000").json()["events"]) == len(
+            rec.ds.events[rec.ds.events["user"] == rec.user_index(uid)]) + 5
+
+
+def test_sqlite_store_is_durable_and_ordered(tmp_path):
+    store = SqliteEventStore(tmp_path / "e.sqlite")
+    when = pd.Timestamp("2025-09-01 10:00:00.123456").to_pydatetime()
+    assert [store.add(Event(u, 7, 1.5, when)) for u in (5, 6, 5)] == [1, 2, 3]
+    assert store.for_user(5) == [Event(5, 7, 1.5, when, 1), Event(5, 7, 1.5, when, 3)]
+    assert [e.seq for e in store.since(1)] == [2, 3]
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+    with sqlite3.connect(tmp_path / "e.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    (tmp_path / "junk.sqlite").write_text("not a database, " * 100)
+    with pytest.raises(RuntimeError, match="junk.sqlite: cannot open the event store"):
+        SqliteEventStore(tmp_path / "junk.sqlite")
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_model_that_fails_to_load_stops_start_up(run_dir, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    if damage == "missing":
+        ckpt.unlink()
+    else:
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a truncated copy
+    args = [f"run.dir={run}", f"serve.db={tmp_path / 'events.sqlite'}"]
+    with pytest.raises(StartupError, match=str(ckpt)):
+        create_app(load_serve_config(args))
+    assert main(args) == 1  # returns instead of starting uvicorn
+    err = capsys.readouterr().err
+    assert err.startswith(f"seqrec.serve: cannot start: {ckpt}") and err.count("\n") == 1
