@@ -28,8 +28,10 @@ import numpy as np
 from seqrec.data.dataset import load_dataset
 from seqrec.serve.app import load_serve_config
 
+REFERENCE = "GET /health (reference)"  # the HTTP stack alone: other kinds are also given as multiples of it
 MIX = {  # share of requests by kind
-    "GET /recommendations (log user)": 0.35,
+    REFERENCE: 0.05,
+    "GET /recommendations (log user)": 0.30,
     "GET /recommendations (posting user)": 0.15,
     "GET /recommendations (unknown user)": 0.05,
     "GET /similar": 0.15,
@@ -59,7 +61,9 @@ def plan(overrides: list[str], n: int, n_posters: int, seed: int) -> list[tuple[
     out = []
     for j, kind in enumerate(kinds):
         item = int(rng.choice(valid))
-        if kind == "GET /recommendations (log user)":
+        if kind == REFERENCE:
+            out.append((kind, "GET", "/health", None))
+        elif kind == "GET /recommendations (log user)":
             out.append((kind, "GET", f"/recommendations/{rng.choice(users)}?k={cfg.serve.k}", None))
         elif kind == "GET /recommendations (posting user)":
             out.append((kind, "GET", f"/recommendations/{rng.choice(posters)}?k={cfg.serve.k}", None))
@@ -155,15 +159,17 @@ def main() -> None:
     cut = "" if done == a.requests else f" (time limit hit: {a.requests} planned)"
     print(f"service start (to first /health) {start_s:.1f}s; {done} requests from {a.clients} clients in "
           f"{wall:.1f}s = {done / wall:.1f} requests/s{cut}")
-    print("| endpoint | requests | errors | requests/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    ref = np.percentile(np.array(res["lat"].get(REFERENCE, [np.nan])), 50) * 1000
+    print("| endpoint | requests | errors | requests/s | p50 ms | p99 ms | p50 x reference |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in MIX:
         t = np.array(res["lat"].get(kind, [np.nan])) * 1000
         print(f"| {kind} | {len(res['lat'].get(kind, []))} | {len(res['bad'].get(kind, []))} | "
-              f"{len(res['lat'].get(kind, [])) / wall:.1f} | {np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} |")
+              f"{len(res['lat'].get(kind, [])) / wall:.1f} | {np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} | "
+              f"{np.percentile(t, 50) / ref:.1f} |")
     t = np.concatenate([np.array(v) for v in res["lat"].values()]) * 1000
     print(f"| **all** | {done} | {sum(len(v) for v in res['bad'].values())} | {done / wall:.1f} | "
-          f"{np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} |")
+          f"{np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} | {np.percentile(t, 50) / ref:.1f} |")
 
 
 if __name__ == "__main__":
