@@ -212,12 +212,21 @@ class DecodeConfig:
     """Hidden units of the blend (a linear term plus a one-layer MLP on standardised features)."""
     blend_l2: float = 1e-4
     """L2 penalty of the blend fitted on the validation window."""
+    blend_steps: int = 60
+    """Adam steps of each blend fit (three per validation: two cross-fitted halves and the whole window)."""
+    blend_lr: float = 0.05
+    """Adam learning rate of the blend fit (60 steps at 0.05 score as 300 at 0.01, 5x faster)."""
     drop_features: list[str] = field(default_factory=list)
     """Blend features to leave out (for ablations), by name from seqrec.inference.blend.FEATURES."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256
     """Users scored against the whole catalog at once."""
+
+    def __post_init__(self) -> None:
+        if self.blend_steps < 1 or self.blend_lr <= 0:
+            raise ValueError(f"decode.blend_steps must be >= 1 and decode.blend_lr > 0, got {self.blend_steps} "
+                             f"and {self.blend_lr}")
 
 
 @dataclass

@@ -6,7 +6,7 @@ import torch
 from seqrec import PAD
 from seqrec.config import DecodeConfig, load_config
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import FEATURES, logp_only, rank
+from seqrec.inference.blend import FEATURES, fit_blend, logp_only, rank
 from seqrec.inference.decode import make_decoder
 from seqrec.models.sasrec import SASRec
 from seqrec.training.batches import TrainWindows, event_features, history_inputs, train_windows
@@ -209,3 +209,24 @@ def test_rank_pads_users_with_fewer_real_candidates_than_k():
     x[..., FEATURES.index("model_logp")] = [[-1.0, -0.5, 0.0, 0.0], [-4.0, -3.0, -2.0, -1.0]]
     out = rank(items, mask, x, logp_only(8), 8, k=3)
     np.testing.assert_array_equal(out, [[5, 3, PAD], [8, 6, 4]])
+
+
+def test_blend_fit_with_the_default_budget_ranks_by_the_feature_that_carries_the_gain():
+    rng = np.random.default_rng(0)
+    n_users, n_cands = 64, 30
+    x = rng.normal(size=(n_users, n_cands, len(FEATURES))).astype(np.float32)
+    signal = x[..., FEATURES.index("relisten")]
+    gain = np.where(signal > 0.8, 1.0, 0.0).astype(np.float32)  # only tracks high on re-listen were played
+    mask = np.ones((n_users, n_cands), bool)
+    mask[:, -3:] = False  # padding candidates: never ranked, whatever their features say
+    x[:, -3:, FEATURES.index("relisten")] = 10.0
+    d = DecodeConfig()
+    p = fit_blend(x, mask, gain, d.blend_hidden, d.blend_l2, d.blend_steps, d.blend_lr)
+    items = np.tile(np.arange(1, n_cands + 1), (n_users, 1))
+    recs = rank(items, mask, x, p, d.blend_hidden, k=5)
+    hit = np.take_along_axis(gain, recs - 1, 1)
+    best = np.sort(gain[:, :-3], 1)[:, ::-1][:, :5]
+    assert hit.sum() == best.sum()  # every user's top 5 holds as many played tracks as it can
+    assert not np.isin(recs, items[:, -3:]).any()
+    by_model = rank(items, mask, x, logp_only(d.blend_hidden), d.blend_hidden, k=5)
+    assert np.take_along_axis(gain, by_model - 1, 1).sum() < hit.sum()  # the fit learned something

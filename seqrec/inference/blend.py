@@ -150,14 +150,14 @@ def logp_only(hidden: int) -> np.ndarray:
     return p
 
 
-def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int = 300,
+def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int, lr: float,
               seed: int = 0) -> np.ndarray:
     """Fit the blend to maximise a listwise softmax likelihood of each user's window gains over candidates."""
     with torch.inference_mode(False), torch.enable_grad():  # also called from Lightning's validation loop
-        return _fit_blend(x, mask, gain, hidden, l2, steps, seed)
+        return _fit_blend(x, mask, gain, hidden, l2, steps, lr, seed)
 
 
-def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int,
+def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int, lr: float,
                seed: int) -> np.ndarray:
     g = torch.from_numpy(gain).float() * torch.from_numpy(mask)
     keep = (g.sum(1) > 0).numpy()  # users with nothing to find carry no signal
@@ -172,7 +172,7 @@ def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l
     w1 = (torch.randn(f, hidden, generator=gen) / f**0.5).requires_grad_()
     b1 = torch.zeros(hidden, requires_grad=True)
     w2 = torch.zeros(hidden, requires_grad=True)
-    opt = torch.optim.Adam([w_lin, w1, b1, w2], lr=1e-2)
+    opt = torch.optim.Adam([w_lin, w1, b1, w2], lr=lr)
     target = g / g.sum(1, keepdim=True)
     for _ in range(steps):
         opt.zero_grad()
