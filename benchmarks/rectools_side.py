@@ -20,27 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from epoch_timer import EpochTimer  # benchmarks/ is on the path: this file runs as a script
 from rectools import Columns
 from rectools.dataset import Dataset
 from rectools.models import SASRecModel
 from rectools.models.nn.item_net import IdEmbeddingsItemNet
-
-
-class EpochTimer(pl.Callback):
-    """Wall time from the first training epoch's start to the last one's end, and the epoch count."""
-
-    def __init__(self) -> None:
-        self.start: float | None = None
-        self.end: float | None = None
-        self.epochs = 0
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if self.start is None:
-            self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.end = time.perf_counter()
-        self.epochs += 1
 
 
 def make_trainer(epochs: int, timer: EpochTimer):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+from epoch_timer import EpochTimer  # benchmarks/ is on the path: this file runs as a script
 
 import seqrec.train
 from seqrec import PAD, metrics
@@ -92,24 +93,14 @@ def load_split(cfg: Config) -> Split:
     return make_split(load_dataset(cfg.data, cfg.clean), cfg.split, cfg.seed)
 
 
-class EpochTimer(pl.Callback):
+class ValidationTimer(EpochTimer):
     """Training-epoch wall time, validation time inside it, and each validation's logged metrics."""
 
     def __init__(self) -> None:
-        self.start: float | None = None
-        self.end: float | None = None
-        self.epochs = 0
+        super().__init__()
         self.val_s = 0.0
         self.val: list[dict[str, float]] = []
         self._t = 0.0
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if self.start is None:
-            self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.end = time.perf_counter()
-        self.epochs += 1
 
     def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._t = time.perf_counter()
@@ -124,7 +115,7 @@ class EpochTimer(pl.Callback):
 def run_ours(data_dir: Path, run_dir: Path, epochs: int | None, work: Path) -> None:
     """Child process: train with seqrec.train.train, decode with sasrec_topk, save lists and timings."""
     cfg = demo_config(data_dir, run_dir, epochs)
-    timer = EpochTimer()
+    timer = ValidationTimer()
     build = seqrec.train.build_trainer
 
     def build_timed(c: Config) -> pl.Trainer:
