@@ -221,7 +221,7 @@ def test_blend_fit_with_the_default_budget_ranks_by_the_feature_that_carries_the
     mask[:, -3:] = False  # padding candidates: never ranked, whatever their features say
     x[:, -3:, FEATURES.index("relisten")] = 10.0
     d = DecodeConfig()
-    p = fit_blend(x, mask, gain, d.blend_hidden, d.blend_l2, d.blend_steps, d.blend_lr)
+    p = fit_blend(x, mask, gain, d)
     items = np.tile(np.arange(1, n_cands + 1), (n_users, 1))
     recs = rank(items, mask, x, p, d.blend_hidden, k=5)
     hit = np.take_along_axis(gain, recs - 1, 1)

@@ -18,7 +18,7 @@ import torch
 
 from seqrec import PAD
 from seqrec.baselines import Transitions, listen_quality, row_normalise
-from seqrec.config import Config
+from seqrec.config import Config, DecodeConfig
 from seqrec.data.dataset import Dataset
 
 FEATURES = ("model_logp", "relisten", "relisten_short", "log_plays", "log_days_since", "in_history",
@@ -150,11 +150,11 @@ def logp_only(hidden: int) -> np.ndarray:
     return p
 
 
-def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int, lr: float,
-              seed: int = 0) -> np.ndarray:
-    """Fit the blend to maximise a listwise softmax likelihood of each user's window gains over candidates."""
+def fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, d: DecodeConfig, seed: int = 0) -> np.ndarray:
+    """Fit the blend (d.blend_*) to maximise a listwise softmax likelihood of each user's window gains over
+    candidates."""
     with torch.inference_mode(False), torch.enable_grad():  # also called from Lightning's validation loop
-        return _fit_blend(x, mask, gain, hidden, l2, steps, lr, seed)
+        return _fit_blend(x, mask, gain, d.blend_hidden, d.blend_l2, d.blend_steps, d.blend_lr, seed)
 
 
 def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l2: float, steps: int, lr: float,

@@ -90,10 +90,9 @@ class SeqRecModule(pl.LightningModule):
             recs = np.empty((len(users), self.k), dtype=np.int64)
             half = np.arange(len(users)) % 2 == 0
             for part in (half, ~half):
-                p = fit_blend(x[~part], mask[~part], gain[~part], d.blend_hidden, d.blend_l2, d.blend_steps,
-                              d.blend_lr)
+                p = fit_blend(x[~part], mask[~part], gain[~part], d)
                 recs[part] = rank(items[part], mask[part], x[part], p, d.blend_hidden, self.k)
-            p = fit_blend(x, mask, gain, d.blend_hidden, d.blend_l2, d.blend_steps, d.blend_lr)
+            p = fit_blend(x, mask, gain, d)
         else:
             p = only_model
             recs = rank(items, mask, x, p, d.blend_hidden, self.k)
