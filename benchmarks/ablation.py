@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
             t0 = time.perf_counter()
             train(cfg)
             train_s = time.perf_counter() - t0
-            state = torch.load(cfg.run.checkpoints / "best.ckpt", map_location="cpu", weights_only=True)
+            state = torch.load(cfg.run.best_ckpt, map_location="cpu", weights_only=True)
             val = _best_score(state)
             future = predict(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="sasrec")))
             results[name] = {"val/score": val, **_pick(future), "train_s": train_s}

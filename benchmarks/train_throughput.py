@@ -39,10 +39,12 @@ def main(argv: list[str]) -> None:
     loader_s = time.perf_counter() - t0
 
     plain = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
-    compiled = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
-    compiled.load_state_dict(plain.state_dict())  # the same starting weights
-    rates = {"training step alone": step_rate(plain, batches, cfg.train.lr)}
+    compiled = None
     if cfg.train.compile:
+        compiled = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+        compiled.load_state_dict(plain.state_dict())  # the same starting weights
+    rates = {"training step alone": step_rate(plain, batches, cfg.train.lr)}
+    if compiled is not None:
         compiled.configure_model()
         rates["training step alone, compiled"] = step_rate(compiled, batches, cfg.train.lr)
 

@@ -292,6 +292,11 @@ class RunConfig:
         """best.ckpt (highest val/score) and last.ckpt live here."""
         return Path(self.dir) / "checkpoints"
 
+    @property
+    def best_ckpt(self) -> Path:
+        """The checkpoint with the highest val/score: what predict.py, similar and the service load."""
+        return self.checkpoints / "best.ckpt"
+
 
 @dataclass
 class ServeConfig:

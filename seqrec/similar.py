@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from seqrec import PAD
 from seqrec.baselines import ItemKNN
-from seqrec.config import BaselineConfig, Config, RunConfig, SimilarConfig, load_config
+from seqrec.config import BaselineConfig, Config, SimilarConfig, load_config
 from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.inference.topk import sparse_topk
 
@@ -105,11 +105,15 @@ def item_index(ds: Dataset, item_id: int, folder: str) -> int:
     return int(hit[0])
 
 
-def run_embeddings(run: RunConfig, ds: Dataset, device: str = "cpu") -> torch.Tensor:
-    """The trained run's (n_items + 1, d) item embeddings, or a SimilarError saying how to get some."""
-    from seqrec.inference.recommend import load_module  # torch + Lightning: only when embeddings are asked for
+def run_embeddings(cfg: Config, ds: Dataset) -> torch.Tensor:
+    """The trained run's (n_items + 1, d) item embeddings on the decoding device, or a SimilarError saying how to
+    get some."""
+    # torch + Lightning: only when embeddings are asked for
+    from seqrec.inference.recommend import inference_device, load_module
 
-    path = run.checkpoints / "best.ckpt"
+    run = cfg.run
+
+    path = run.best_ckpt
     if not path.exists():
         raise SimilarError(f"{path} not found: train first (python train.py data.dir=DIR run.dir={run.dir}) "
                            f"or use similar.method=cooccurrence")
@@ -117,7 +121,7 @@ def run_embeddings(run: RunConfig, ds: Dataset, device: str = "cpu") -> torch.Te
     if net.n_items != ds.n_items:
         raise SimilarError(f"{run.dir} was trained on {net.n_items:,} items but the data set has {ds.n_items:,}: "
                            f"use the data set the run was trained on, or similar.method=cooccurrence")
-    return net.item_emb.weight.detach().to(device)
+    return net.item_emb.weight.detach().to(inference_device(cfg.train))
 
 
 def describe(items: pd.DataFrame, i: int) -> str:
@@ -136,8 +140,7 @@ def similar(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     q = np.array([item_index(ds, sc.item_id, cfg.data.dir)])
     allowed = ds.items["valid"].to_numpy()
     if sc.method == "embedding":
-        device = "cuda" if torch.cuda.is_available() and cfg.train.accelerator != "cpu" else "cpu"
-        idx, val = embedding_neighbours(run_embeddings(cfg.run, ds, device), q, sc.k, allowed, sc.batch)
+        idx, val = embedding_neighbours(run_embeddings(cfg, ds), q, sc.k, allowed, sc.batch)
         source = f"embedding of {cfg.run.dir}"
     else:
         idx, val = cooccurrence_neighbours(cooccurrence_table(ds, cfg.baselines), q, sc.k, allowed)

@@ -73,7 +73,7 @@ def train(cfg: Config) -> Path:
         write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
         trainer = build_trainer(cfg)
         trainer.fit(module, dm, ckpt_path=ckpt)
-        best = cfg.run.checkpoints / "best.ckpt"
+        best = cfg.run.best_ckpt
         score = trainer.checkpoint_callback.best_model_score
         score = float(score) if score is not None else None
         rep["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}  # the last epoch's

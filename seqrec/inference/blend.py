@@ -186,10 +186,16 @@ def _fit_blend(x: np.ndarray, mask: np.ndarray, gain: np.ndarray, hidden: int, l
 
 def rank(items: np.ndarray, mask: np.ndarray, x: np.ndarray, p: np.ndarray, hidden: int, k: int) -> np.ndarray:
     """(B, k) best candidates by the blend; a user with fewer than k real candidates gets PAD after them."""
+    return ranked(items, mask, x, p, hidden, k)[0]
+
+
+def ranked(items: np.ndarray, mask: np.ndarray, x: np.ndarray, p: np.ndarray, hidden: int,
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rank` with the blend scores of the chosen candidates, (B, k) each; -inf where PAD fills a short row."""
     with torch.no_grad():
         s = np.where(mask, blend_score(p, x, hidden).numpy(), -np.inf)
     top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(np.where(mask, items, PAD), top, 1)
+    return np.take_along_axis(np.where(mask, items, PAD), top, 1), np.take_along_axis(s, top, 1)
 
 
 def coverage_check(mask: np.ndarray, k: int) -> None:

@@ -40,8 +40,9 @@ class Decoder:
     cfg: DecodeConfig
 
     @torch.no_grad()
-    def candidates(self, model: SASRec, users: np.ndarray) -> Candidates:
-        """Model top tracks, plus the user's history and what follows their favourites, batched on the device."""
+    def candidates(self, model: SASRec, users: np.ndarray, k: int = 0) -> Candidates:
+        """Model top tracks (at least k of them, so a long list can be made of the model's alone), plus the user's
+        history and what follows their favourites, batched on the device."""
         model.eval()
         device = next(model.parameters()).device
         allowed = torch.tensor(self.allowed, device=device)
@@ -55,7 +56,7 @@ class Decoder:
             logp = logp.masked_fill(~allowed, float("-inf"))
             if self.blocked is not None:
                 logp = logp.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
-            n_top = min(self.cfg.n_model_candidates, logp.shape[1])  # a catalog may be smaller than C
+            n_top = min(max(self.cfg.n_model_candidates, k), logp.shape[1])  # a catalog may be smaller
             top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
             nxt, fav = self.evidence.transition_scores(u)
             if self.cfg.use_history:
@@ -75,7 +76,7 @@ class Decoder:
 
     def topk(self, model: SASRec, users: np.ndarray, blend: np.ndarray, k: int) -> np.ndarray:
         """(n, k) best candidates by the blend (see seqrec.inference.blend)."""
-        c = self.candidates(model, users)
+        c = self.candidates(model, users, k)
         coverage_check(c.mask, k)
         return rank(c.items, c.mask, c.x, blend, self.cfg.blend_hidden, k)
 

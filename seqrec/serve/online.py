@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 
 from seqrec import PAD
 from seqrec.baselines import popular_order
@@ -27,9 +26,9 @@ from seqrec.config import Config
 from seqrec.data.clean import clean_events
 from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import blend_score
+from seqrec.inference.blend import ranked
 from seqrec.inference.decode import Decoder, make_decoder
-from seqrec.inference.recommend import load_module
+from seqrec.inference.recommend import inference_device, load_module
 from seqrec.serve.store import Event
 from seqrec.similar import embedding_neighbours
 from seqrec.training.batches import event_features
@@ -62,8 +61,7 @@ class OnlineRecommender:
     def __init__(self, cfg: Config, ds: Dataset, module: SeqRecModule):
         self.cfg = cfg = dataclasses.replace(cfg, decode=module.decode_cfg)  # decode exactly as the run validated
         self.ds = ds
-        device = "cuda" if torch.cuda.is_available() and cfg.train.accelerator != "cpu" else "cpu"
-        self.net = module.net.to(device).eval()
+        self.net = module.net.to(inference_device(cfg.train)).eval()
         self.blend = module.blend.cpu().numpy()
         seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
         self.decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
@@ -82,7 +80,7 @@ class OnlineRecommender:
     @classmethod
     def load(cls, cfg: Config) -> OnlineRecommender:
         """The run's best checkpoint and its data set; raises StartupError if the model cannot be used."""
-        path = cfg.run.checkpoints / "best.ckpt"
+        path = cfg.run.best_ckpt
         try:
             module = load_module(cfg.run)
         except FileNotFoundError as e:
@@ -187,16 +185,10 @@ class OnlineRecommender:
 
     def _rank(self, decoder: Decoder, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(items, blend scores) of one user's best k candidates, as seqrec.inference.blend.rank orders them."""
-        cfg = decoder.cfg
-        # a list longer than the model's candidates needs more of them; up to that length nothing changes
-        decoder = dataclasses.replace(decoder, cfg=dataclasses.replace(
-            cfg, n_model_candidates=max(cfg.n_model_candidates, k)))
-        c = decoder.candidates(self.net, np.array([row]))
-        with torch.no_grad():
-            s = np.where(c.mask, blend_score(self.blend, c.x, cfg.blend_hidden).numpy(), -np.inf)[0]  # (C,)
-        top = np.argsort(-s, kind="stable")[:k]
-        top = top[np.isfinite(s[top])]  # only a catalog smaller than k leaves a list short
-        return c.items[0, top], s[top]
+        c = decoder.candidates(self.net, np.array([row]), k)
+        items, scores = ranked(c.items, c.mask, c.x, self.blend, decoder.cfg.blend_hidden, k)
+        keep = np.isfinite(scores[0])  # only a catalog smaller than k leaves a list short
+        return items[0, keep], scores[0, keep]
 
     def _user_decoder(self, user_id: int, u: int, posted: list[Event], version: int) -> Decoder | None:
         """The decoder of a user with posted events, cached until they post again."""
