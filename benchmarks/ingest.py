@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.data / "interactions.csv").exists():
         if not args.generate:
             sys.exit(f"{args.data}: no interactions.csv; pass --generate to create the full synthetic set "
-                     f"(python -m seqrec.data.synth --out {args.data} --preset full)")
-        from seqrec.data.synth import main as synth_main
+                     f"(python -m seqrec.synth --out {args.data} --preset full)")
+        from seqrec.synth.__main__ import main as synth_main
 
         t = time.perf_counter()
         synth_main(["--out", str(args.data), "--preset", "full"])

@@ -100,7 +100,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_synth(tmp_path_factory) -> Path:
     """The `tiny` synthetic hear-me preset (seed 0), written once per test session."""
-    from seqrec.data.synth import PRESETS, generate
+    from seqrec.synth import PRESETS, generate
 
     folder = tmp_path_factory.mktemp("tiny_synth")
     generate(PRESETS["tiny"], folder)

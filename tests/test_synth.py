@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from seqrec.data.ingest import read_dir
-from seqrec.data.synth import GENRES
-from seqrec.synth import main
+from seqrec.synth.__main__ import main
+from seqrec.synth.export import GENRES
 
 FILES = {
     "interactions.csv": ["user_id", "item_id", "listened_duration", "listened_datetime"],

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 if TYPE_CHECKING:
-    from seqrec.data.synth import Catalog
+    from seqrec.synth.catalog import Catalog
 
 GENRES = [
     "Поп", "Pop", "Рок", "Rock", "Hip-Hop", "Рэп", "Электроника", "Dance", "Jazz", "Classical",
