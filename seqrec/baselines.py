@@ -13,9 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from seqrec.config import BaselineConfig
 from seqrec.data.dataset import Dataset
-from seqrec.inference.topk import fill, sparse_topk
-
-DAY = pd.Timedelta(days=1)
+from seqrec.topk import fill, sparse_topk
 
 
 def listen_quality(frac: np.ndarray, floor: float) -> np.ndarray:
@@ -26,12 +24,8 @@ def listen_quality(frac: np.ndarray, floor: float) -> np.ndarray:
 def popular_order(ds: Dataset, days: int, events: pd.DataFrame | None = None) -> np.ndarray:
     """Valid items by distinct recent listeners, most popular first; every valid item appears once."""
     events = ds.events if events is None else events
-    recent = events[events["ts"] >= ds.end - days * DAY]
-    counts = recent.drop_duplicates(["user", "item"])["item"].value_counts()
     all_counts = np.bincount(events["item"], minlength=ds.n_items + 1).astype(np.float64)
-    score = np.zeros(ds.n_items + 1)
-    score[counts.index.to_numpy()] = counts.to_numpy()
-    score += all_counts / (all_counts.max() + 1)  # older plays only break ties
+    score = ds.listeners(days, events) + all_counts / (all_counts.max() + 1)  # older plays only break ties
     valid = ds.items["valid"].to_numpy()
     order = np.argsort(-score, kind="stable")
     return order[valid[order]]
@@ -95,6 +89,48 @@ class SegmentPopular(Popular):
         return fill(items, scores, self.order)
 
 
+def decayed_plays(ds: Dataset, half_life_days: float, quality_floor: float) -> sp.csr_matrix:
+    """(n_users, n_items + 1) per (user, valid item): the sum over its plays of listen quality x 2^(-age / half-life),
+    age in days before `ds.end`. The re-listen evidence of the baselines and of the decoder alike."""
+    ev = ds.events
+    age_days = (ds.end - ev["ts"]).dt.total_seconds().to_numpy() / 86400
+    w = listen_quality(ev["frac"].to_numpy(), quality_floor) * np.exp2(-age_days / half_life_days)
+    m = user_item_matrix(ds, w.astype(np.float32))
+    m.sort_indices()
+    return m
+
+
+def transition_matrix(ds: Dataset, cfg: BaselineConfig) -> sp.csr_matrix:
+    """(n_items + 1, n_items + 1) row-stochastic: which valid track follows which within a session, weighted by
+    how well the follower was listened to."""
+    ev = ds.events
+    user, item, ts = ev["user"].to_numpy(), ev["item"].to_numpy(), ev["ts"].to_numpy()
+    gap_ok = (ts[1:] - ts[:-1]) <= np.timedelta64(int(cfg.transitions_max_gap_min * 60e6), "us")
+    pair = (user[1:] == user[:-1]) & (item[1:] != item[:-1]) & gap_ok
+    q = listen_quality(ev["frac"].to_numpy()[1:], cfg.relisten_quality_floor)
+    pair &= ds.items["valid"].to_numpy()[item[1:]]
+    n = ds.n_items + 1
+    t = sp.coo_matrix((q[pair], (item[:-1][pair], item[1:][pair])), shape=(n, n)).tocsr()
+    out = np.asarray(t.sum(1)).ravel()
+    return (sp.diags(1.0 / np.maximum(out, 1e-9)) @ t).tocsr()
+
+
+def recent_context(ds: Dataset, last_n: int) -> sp.csr_matrix:
+    """(n_users, n_items + 1) each user's last `last_n` plays, the latest weighing most (1, 1/2, 1/3, ...)."""
+    ev = ds.events
+    rank_from_end = ev.groupby("user").cumcount(ascending=False).to_numpy()
+    recent = rank_from_end < last_n
+    w = (1.0 / (1 + rank_from_end[recent])).astype(np.float32)
+    return sp.coo_matrix((w, (ev["user"].to_numpy()[recent], ev["item"].to_numpy()[recent])),
+                         shape=(ds.n_users, ds.n_items + 1)).tocsr()
+
+
+def transition_scores(history: sp.csr_matrix, context: sp.csr_matrix, trans: sp.csr_matrix,
+                      weight: float) -> sp.csr_matrix:
+    """Re-listen scores (each row's best 1) plus `weight` x what follows the recent plays (each row's best 1)."""
+    return row_normalise(history) + weight * row_normalise(context @ trans)
+
+
 class Relisten:
     """Personal history weighted by listen quality and recency; the repeat signal that dominates here."""
 
@@ -103,15 +139,8 @@ class Relisten:
 
     def fit(self, ds: Dataset) -> Relisten:
         self.fallback = popular_order(ds, self.cfg.popular_days)
-        self.history = self.relisten_scores(ds)
+        self.history = decayed_plays(ds, self.cfg.relisten_half_life_days, self.cfg.relisten_quality_floor)
         return self
-
-    def relisten_scores(self, ds: Dataset) -> sp.csr_matrix:
-        ev = ds.events
-        age_days = (ds.end - ev["ts"]).dt.total_seconds().to_numpy() / 86400
-        decay = np.exp2(-age_days / self.cfg.relisten_half_life_days)
-        w = listen_quality(ev["frac"].to_numpy(), self.cfg.relisten_quality_floor) * decay
-        return user_item_matrix(ds, w.astype(np.float32))
 
     def user_scores(self, users: np.ndarray) -> sp.csr_matrix:
         return self.history[users]
@@ -126,28 +155,12 @@ class Transitions(Relisten):
 
     def fit(self, ds: Dataset) -> Transitions:
         super().fit(ds)
-        ev = ds.events
-        user, item, ts = ev["user"].to_numpy(), ev["item"].to_numpy(), ev["ts"].to_numpy()
-        gap_ok = (ts[1:] - ts[:-1]) <= np.timedelta64(int(self.cfg.transitions_max_gap_min * 60e6), "us")
-        pair = (user[1:] == user[:-1]) & (item[1:] != item[:-1]) & gap_ok
-        q = listen_quality(ev["frac"].to_numpy()[1:], self.cfg.relisten_quality_floor)
-        valid = ds.items["valid"].to_numpy()
-        pair &= valid[item[1:]]
-        n = ds.n_items + 1
-        t = sp.coo_matrix((q[pair], (item[:-1][pair], item[1:][pair])), shape=(n, n)).tocsr()
-        out = np.asarray(t.sum(1)).ravel()
-        self.trans = sp.diags(1.0 / np.maximum(out, 1e-9)) @ t  # row-stochastic next-track distribution
-        # Context: the last N plays, later ones weigh more.
-        rank_from_end = ev.groupby("user").cumcount(ascending=False).to_numpy()
-        recent = rank_from_end < self.cfg.transitions_last_n
-        w = (1.0 / (1 + rank_from_end[recent])).astype(np.float32)
-        self.context = sp.coo_matrix((w, (user[recent], item[recent])), shape=(ds.n_users, n)).tocsr()
+        self.trans = transition_matrix(ds, self.cfg)
+        self.context = recent_context(ds, self.cfg.transitions_last_n)
         return self
 
     def user_scores(self, users: np.ndarray) -> sp.csr_matrix:
-        rel = row_normalise(self.history[users])
-        nxt = row_normalise(self.context[users] @ self.trans)
-        return rel + self.cfg.transitions_weight * nxt
+        return transition_scores(self.history[users], self.context[users], self.trans, self.cfg.transitions_weight)
 
 
 class ALS:

@@ -8,6 +8,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+WEIGHT_MODES = ("quarter", "raw", "binary", "none")
+"""How a training target counts, from its listened fraction: the metric's quarter, the raw fraction, 1 from half
+on, or always 1."""
 
 
 @dataclass
@@ -188,8 +191,8 @@ class TrainConfig:
     """Show Lightning's progress bar."""
 
     def __post_init__(self) -> None:
-        if self.weight_mode not in ("quarter", "raw", "binary", "none"):
-            raise ValueError(f"train.weight_mode must be quarter, raw, binary or none, got {self.weight_mode!r}")
+        if self.weight_mode not in WEIGHT_MODES:
+            raise ValueError(f"train.weight_mode must be one of {', '.join(WEIGHT_MODES)}, got {self.weight_mode!r}")
         if self.loss not in ("full", "sampled"):
             raise ValueError(f"train.loss must be full or sampled, got {self.loss!r}")
 
@@ -217,13 +220,18 @@ class DecodeConfig:
     blend_lr: float = 0.05
     """Adam learning rate of the blend fit (60 steps at 0.05 score as 300 at 0.01, 5x faster)."""
     drop_features: list[str] = field(default_factory=list)
-    """Blend features to leave out (for ablations), by name from seqrec.inference.blend.FEATURES."""
+    """Blend features to leave out (for ablations), by name from seqrec.inference.evidence.FEATURES."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256
     """Users scored against the whole catalog at once."""
+    device: str = "auto"
+    """Where a trained run decodes (predict.py, seqrec.evaluate, the service): auto (a GPU when there is one),
+    cpu or cuda. Validation decodes where training runs."""
 
     def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"decode.device must be auto, cpu or cuda, got {self.device!r}")
         if self.blend_steps < 1 or self.blend_lr <= 0:
             raise ValueError(f"decode.blend_steps must be >= 1 and decode.blend_lr > 0, got {self.blend_steps} "
                              f"and {self.blend_lr}")
@@ -355,6 +363,9 @@ class Config:
     """Where predict.py writes."""
     ckpt: str | None = None
     """train.py: `last` resumes the run's last checkpoint (or give a path)."""
+    overrides: list[str] = field(default_factory=list)
+    """The key=value settings this config was built with, presets expanded (filled by load_config): a trained
+    run refuses those that would change what it was trained on."""
 
 
 # `model=NAME` is shorthand for `model.name=NAME`, `port=N` for `serve.port=N`, `item_id=ID` and `k=N` for
@@ -368,7 +379,7 @@ def load_config(overrides: list[str] | None = None, path: str | Path | None = No
     schema = OmegaConf.structured(Config)
     path = Path(path) if path else CONFIG_DIR / "default.yaml"
     layers = [OmegaConf.load(path)] if path.exists() else []
-    rest = []
+    rest, given = [], []
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value (e.g. data.dir=data/real)")
@@ -378,11 +389,24 @@ def load_config(overrides: list[str] | None = None, path: str | Path | None = No
             if not preset.exists():
                 known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
                 raise ValueError(f"preset {value!r} not found in {CONFIG_DIR}; known: {known}")
-            layers.append(OmegaConf.load(preset))
+            layer = OmegaConf.load(preset)
+            layers.append(layer)
+            given += [f"{k}={v}" for k, v in _leaves(OmegaConf.to_container(layer))]
         else:
             rest.append(f"{_SHORTHANDS.get(key, key)}={value}")
     merged = OmegaConf.merge(schema, *layers, OmegaConf.from_dotlist(rest))
-    return OmegaConf.to_object(merged)
+    cfg = OmegaConf.to_object(merged)
+    cfg.overrides = given + rest
+    return cfg
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, value) of every leaf of a nested dict."""
+    out = []
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        out += _leaves(v, f"{key}.") if isinstance(v, dict) else [(key, v)]
+    return out
 
 
 def to_yaml(cfg: Config) -> str:

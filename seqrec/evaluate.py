@@ -16,39 +16,41 @@ from seqrec import metrics, report
 from seqrec.baselines import make_baseline
 from seqrec.config import Config, load_config
 from seqrec.data.split import Split
-from seqrec.inference.recommend import sasrec_topk
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.io import write_atomic
+from seqrec.run import Run
 
-COLUMNS = [
-    "score", "ndcg@50", "recall@50", "coverage", "novelty", "diversity", "repeat", "fit_s", "predict_s",
-]
+
+def columns(k: int) -> list[str]:
+    """The table's columns for lists of length k."""
+    return ["score", f"ndcg@{k}", f"recall@{k}", "coverage", "novelty", "diversity", "repeat", "fit_s", "predict_s"]
 
 
 def list_metrics(recs: np.ndarray, split: Split) -> dict[str, float]:
-    """Every offline metric of one set of top-k lists."""
+    """Every offline metric of one set of top-k lists (k = their length)."""
     h = split.history
     ev = h.events
-    item_users = np.bincount(ev.drop_duplicates(["user", "item"])["item"], minlength=h.n_items + 1)
+    k = recs.shape[1]
     return {
         "score": metrics.competition_score(recs, split.users, split.truth),
-        "ndcg@50": metrics.ndcg_at_k(recs, split.users, split.truth),
-        "recall@50": metrics.recall_at_k(recs, split.users, split.truth),
+        f"ndcg@{k}": metrics.ndcg_at_k(recs, split.users, split.truth),
+        f"recall@{k}": metrics.recall_at_k(recs, split.users, split.truth),
         "coverage": metrics.coverage(recs, h.n_items),
-        "novelty": metrics.novelty(recs, item_users, h.n_users),
+        "novelty": metrics.novelty(recs, h.listeners(), h.n_users),
         "diversity": metrics.artist_diversity(recs, h.items["artist"].to_numpy()),
         "repeat": metrics.repeat_share(recs, split.users, ev["user"].to_numpy(), ev["item"].to_numpy()),
     }
 
 
-def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False) -> dict[str, float]:
+def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False, run: Run | None = None
+                   ) -> dict[str, float]:
     """Fit one baseline (or decode the trained SASRec run) on the split's history and score its lists;
     with `rerank`, its best `rerank.candidates * k` re-ranked down to k (seqrec.inference.rerank)."""
     k = cfg.eval.k
     n = cfg.rerank.candidates * k if rerank else k
     t0 = time.perf_counter()
     if name == "sasrec":  # trained by train.py: only decoding is timed here
-        fit_s, recs = 0.0, sasrec_topk(cfg, split.history, split.users, n)
+        fit_s, recs = 0.0, (run or Run.load(cfg)).recommend(split.history, split.users, n)
     else:
         model = make_baseline(name, cfg.baselines, cfg.seed).fit(split.history)
         fit_s = time.perf_counter() - t0
@@ -58,11 +60,12 @@ def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False) -
     return {**list_metrics(recs, split), "fit_s": fit_s, "predict_s": time.perf_counter() - t0 - fit_s}
 
 
-def markdown_table(rows: dict[str, dict[str, float]]) -> str:
-    """One row per model, the columns of COLUMNS."""
-    lines = ["| model | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+def markdown_table(rows: dict[str, dict[str, float]], k: int) -> str:
+    """One row per model, the columns of `columns(k)`."""
+    cols = columns(k)
+    lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in rows.items():
-        cells = [f"{row[c]:.1f}" if c.endswith("_s") else f"{row[c]:.4f}" for c in COLUMNS]
+        cells = [f"{row[c]:.1f}" if c.endswith("_s") else f"{row[c]:.4f}" for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -71,16 +74,20 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     cfg = load_config(sys.argv[1:] if argv is None else argv)
     if not cfg.eval.models:
         raise ValueError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
+    run = None
+    if "sasrec" in cfg.eval.models:  # every row then reads the data as the run was trained on it
+        run = Run.load(cfg)
+        cfg = run.cfg
     ds = report.ingest(cfg)
     split = report.split(ds, cfg)
     print(f"{cfg.split.mode} split: history up to {split.history.end}, "
           f"{len(split.users):,} users scored on {len(split.window):,} window events")
     with report.step_report(cfg, "evaluate") as rep:
-        rows = rep["metrics"] = evaluate_models(split, cfg)
+        rows = rep["metrics"] = evaluate_models(split, cfg, run)
         best = max(rows, key=lambda n: rows[n]["score"])
         rep["summary"] = {"mode": cfg.split.mode, "users": len(split.users), "best": best,
                           **{f"score {name}": row["score"] for name, row in rows.items()}}
-    table = markdown_table(rows)
+    table = markdown_table(rows, cfg.eval.k)
     out = Path(cfg.eval.out)
     write_atomic(out / f"{cfg.split.mode}.md", table + "\n")
     write_atomic(out / f"{cfg.split.mode}.json", json.dumps(rows, indent=2) + "\n")
@@ -89,16 +96,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     return rows
 
 
-def evaluate_models(split: Split, cfg: Config) -> dict[str, dict[str, float]]:
+def evaluate_models(split: Split, cfg: Config, run: Run | None = None) -> dict[str, dict[str, float]]:
     """One row per model of cfg.eval.models (and its re-ranked row when rerank.enabled), printed as they come."""
     rows = {}
     for name in cfg.eval.models:
-        rows[name] = evaluate_model(name, split, cfg)
+        rows[name] = evaluate_model(name, split, cfg, run=run)
         note = " (its blend was fitted on this window: in-sample)" if name == "sasrec" and \
             cfg.split.mode == "temporal" else ""
         print(f"  {name}: score {rows[name]['score']:.4f}{note}", flush=True)
         if cfg.rerank.enabled:
-            rows[f"{name}+rerank"] = row = evaluate_model(name, split, cfg, rerank=True)
+            rows[f"{name}+rerank"] = row = evaluate_model(name, split, cfg, rerank=True, run=run)
             print(f"  {name}+rerank: score {row['score']:.4f}  diversity {row['diversity']:.4f}", flush=True)
     return rows
 

@@ -10,19 +10,21 @@ from seqrec import report
 from seqrec.config import Config
 from seqrec.data.split import make_split
 from seqrec.evaluate import list_metrics
-from seqrec.inference.recommend import recommend
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
+from seqrec.run import Run, recommend
 
 
 def predict(cfg: Config) -> dict[str, float] | None:
-    """Write cfg.submission; returns the offline metrics when future.csv is present, else None."""
+    """Write cfg.submission; returns the offline metrics when future.csv is present, else None. A trained run
+    (model=sasrec) reads and decodes the log with the settings it was trained with."""
+    run = Run.load(cfg) if cfg.model.name == "sasrec" else None
+    cfg = run.cfg if run else cfg
     ds = report.ingest(cfg)
     with report.step_report(cfg, "predict") as rep:
         t0 = time.perf_counter()
         k = cfg.eval.k
-        recs = recommend(cfg.model.name, cfg, ds, ds.test_users,
-                         cfg.rerank.candidates * k if cfg.rerank.enabled else k)
+        recs = recommend(cfg, ds, ds.test_users, cfg.rerank.candidates * k if cfg.rerank.enabled else k, run)
         if cfg.rerank.enabled:  # diversity and novelty from the model's longer list, by rank
             recs = rerank_dataset(recs, ds, cfg.rerank, k)
         write_submission(cfg.submission, ds, ds.test_users, recs, k)
@@ -36,6 +38,6 @@ def predict(cfg: Config) -> dict[str, float] | None:
         row = {u: i for i, u in enumerate(ds.test_users.tolist())}
         scores = rep["metrics"] = list_metrics(recs[[row[u] for u in split.users.tolist()]], split)
         rep["summary"]["future_score"] = scores["score"]
-        print(f"future.csv score {scores['score']:.4f}  ndcg@50 {scores['ndcg@50']:.4f}  "
+        print(f"future.csv score {scores['score']:.4f}  ndcg@{k} {scores[f'ndcg@{k}']:.4f}  "
               f"repeat {scores['repeat']:.2f}  ({len(split.users):,} test users with history)")
         return scores

@@ -18,7 +18,8 @@ from seqrec import PAD
 from seqrec.baselines import ItemKNN
 from seqrec.config import BaselineConfig, Config, SimilarConfig, load_config
 from seqrec.data.dataset import Dataset, load_dataset
-from seqrec.inference.topk import sparse_topk
+from seqrec.run import Run, RunError
+from seqrec.topk import sparse_topk
 
 
 class SimilarError(ValueError):
@@ -105,23 +106,12 @@ def item_index(ds: Dataset, item_id: int, folder: str) -> int:
     return int(hit[0])
 
 
-def run_embeddings(cfg: Config, ds: Dataset) -> torch.Tensor:
-    """The trained run's (n_items + 1, d) item embeddings on the decoding device, or a SimilarError saying how to
-    get some."""
-    # torch + Lightning: only when embeddings are asked for
-    from seqrec.inference.recommend import inference_device, load_module
-
-    run = cfg.run
-
-    path = run.best_ckpt
-    if not path.exists():
-        raise SimilarError(f"{path} not found: train first (python train.py data.dir=DIR run.dir={run.dir}) "
-                           f"or use similar.method=cooccurrence")
-    net = load_module(run).net
-    if net.n_items != ds.n_items:
-        raise SimilarError(f"{run.dir} was trained on {net.n_items:,} items but the data set has {ds.n_items:,}: "
-                           f"use the data set the run was trained on, or similar.method=cooccurrence")
-    return net.item_emb.weight.detach().to(inference_device(cfg.train))
+def load_run(cfg: Config) -> Run:
+    """The trained run of cfg.run.dir, or a SimilarError saying how to get one or do without."""
+    try:
+        return Run.load(cfg)
+    except RunError as e:
+        raise SimilarError(f"{e}; or use similar.method=cooccurrence") from e
 
 
 def describe(items: pd.DataFrame, i: int) -> str:
@@ -136,11 +126,17 @@ def similar(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     sc = cfg.similar
     if sc.item_id is None:
         raise SimilarError("no query track: give item_id=ID (an item_id of item_metadata.csv)")
+    run = load_run(cfg) if sc.method == "embedding" else None
+    cfg = run.cfg if run else cfg
     ds = load_dataset(cfg.data, cfg.clean)
     q = np.array([item_index(ds, sc.item_id, cfg.data.dir)])
     allowed = ds.items["valid"].to_numpy()
-    if sc.method == "embedding":
-        idx, val = embedding_neighbours(run_embeddings(cfg, ds), q, sc.k, allowed, sc.batch)
+    if run:
+        try:
+            run.check_catalog(ds)
+        except RunError as e:
+            raise SimilarError(f"{e}; or use similar.method=cooccurrence") from e
+        idx, val = embedding_neighbours(run.net.item_emb.weight, q, sc.k, allowed, sc.batch)
         source = f"embedding of {cfg.run.dir}"
     else:
         idx, val = cooccurrence_neighbours(cooccurrence_table(ds, cfg.baselines), q, sc.k, allowed)

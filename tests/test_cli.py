@@ -11,7 +11,7 @@ from seqrec import validate
 from seqrec.baselines import BASELINES
 from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
-from seqrec.evaluate import COLUMNS
+from seqrec.evaluate import columns
 from seqrec.inference.submission import check
 from seqrec.predict import predict
 
@@ -123,16 +123,25 @@ def test_evaluate_writes_both_tables_and_names_the_best(tiny_synth, tmp_path):
     rows = json.loads((out / "temporal.json").read_text())
     assert list(rows) == ["popular", "relisten"]
     for row in rows.values():
-        assert list(row) == COLUMNS
+        assert list(row) == columns(50)
         assert all(isinstance(v, float) for v in row.values())
     best = max(rows, key=lambda n: rows[n]["score"])
     last = done.stdout.splitlines()[-1]
     assert re.fullmatch(r"best (popular|relisten) \d\.\d{4}", last)
     assert last == f"best {best} {rows[best]['score']:.4f}"
     md = (out / "temporal.md").read_text().splitlines()
-    assert md[0] == "| model | " + " | ".join(COLUMNS) + " |"
-    assert md[1] == "|---" * (len(COLUMNS) + 1) + "|"
+    assert md[0] == "| model | " + " | ".join(columns(50)) + " |"
+    assert md[1] == "|---" * (len(columns(50)) + 1) + "|"
     assert [line.split(" | ")[0] for line in md[2:]] == ["| popular", "| relisten"]
     assert md[2].split(" | ")[1] == f"{rows['popular']['score']:.4f}"
     for name in rows:
         assert f"  {name}: score {rows[name]['score']:.4f}" in done.stdout.splitlines()
+
+
+def test_metric_names_follow_the_list_length(tiny_synth, tmp_path):
+    from seqrec.evaluate import main as evaluate
+
+    rows = evaluate([f"data.dir={tiny_synth}", "split.min_window_events=1", "eval.models=[relisten]", "eval.k=20",
+                     f"eval.out={tmp_path}"])
+    assert list(rows["relisten"]) == columns(20) and "ndcg@20" in columns(20)
+    assert (tmp_path / "temporal.md").read_text().startswith("| model | score | ndcg@20 | recall@20 |")

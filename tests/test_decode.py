@@ -6,10 +6,12 @@ import torch
 from seqrec import PAD
 from seqrec.config import DecodeConfig, load_config
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import FEATURES, fit_blend, logp_only, rank
 from seqrec.inference.decode import make_decoder
+from seqrec.inference.evidence import FEATURES, LogTables
+from seqrec.models.features import event_features, history_inputs
+from seqrec.models.ranker import Blend, Candidates, top_k
 from seqrec.models.sasrec import SASRec
-from seqrec.training.batches import TrainWindows, event_features, history_inputs, train_windows
+from seqrec.training.batches import TrainWindows, train_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,9 +43,9 @@ def test_event_features_exact(hand_feats):
     f = hand_feats
     np.testing.assert_array_equal(f.offsets, [0, 6, 7, 10, 10])
     np.testing.assert_array_equal(f.item, [1, 2, 3, 4, 5, 2, 3, 4, 1, 2])
-    np.testing.assert_array_equal(f.frac, [6, 3, 4, 2, 1, 5, 6, 4, 6, 3])
-    np.testing.assert_array_equal(f.gap, [1, 2, 3, 5, 3, 2, 1, 1, 4, 8])
-    np.testing.assert_array_equal(f.session, [1, 2, 3, 1, 2, 3, 1, 1, 2, 1])
+    np.testing.assert_array_equal(f.inputs["frac"], [6, 3, 4, 2, 1, 5, 6, 4, 6, 3])
+    np.testing.assert_array_equal(f.inputs["gap"], [1, 2, 3, 5, 3, 2, 1, 1, 4, 8])
+    np.testing.assert_array_equal(f.inputs["session"], [1, 2, 3, 1, 2, 3, 1, 1, 2, 1])
     np.testing.assert_array_equal(f.weight, np.array([1, 0.25, 0.5, 0, 0, 0.75, 1, 0.5, 1, 0.25], np.float32))
 
 
@@ -131,19 +133,20 @@ def decode_setup(make_dataset):
     return ds, feats, model, overrides
 
 
-def blend(relisten: float = 0.0) -> np.ndarray:
+def blend(relisten: float = 0.0) -> Blend:
     """The model's log-probability plus `relisten` times the user's re-listen evidence."""
-    p = logp_only(DecodeConfig().blend_hidden)  # identity standardisation, linear term on model_logp
-    p[2 * len(FEATURES) + FEATURES.index("relisten")] = relisten
-    return p
+    b = Blend(("model_logp", "relisten"), hidden=1)  # identity standardisation, a linear term only
+    b.params["w_lin"][:] = torch.tensor([1.0, relisten])
+    return b
 
 
 WEIGHTS = {"model only": blend(), "mixed": blend(1.0), "relisten": blend(1000.0)}
 
 
-def decode(setup, extra: list[str], w: np.ndarray, users: np.ndarray = USERS) -> np.ndarray:
+def decode(setup, extra: list[str], w: Blend, users: np.ndarray = USERS) -> np.ndarray:
     ds, feats, model, overrides = setup
-    return make_decoder(ds, feats, load_config(overrides + extra)).topk(model, users, w, K)
+    cfg = load_config(overrides + extra)
+    return make_decoder(ds, feats, cfg, LogTables.build(ds, cfg)).topk(model, users, w, K)
 
 
 @pytest.mark.parametrize("mask_skipped", [0, 2])
@@ -207,8 +210,10 @@ def test_rank_pads_users_with_fewer_real_candidates_than_k():
     mask = np.array([[True, True, False, False], [True, True, True, True]])
     x = np.zeros((2, 4, len(FEATURES)), np.float32)
     x[..., FEATURES.index("model_logp")] = [[-1.0, -0.5, 0.0, 0.0], [-4.0, -3.0, -2.0, -1.0]]
-    out = rank(items, mask, x, logp_only(8), 8, k=3)
+    c = Candidates(items, mask, x, FEATURES)
+    out, scores = top_k(c, Blend.by("model_logp").score(c), k=3)
     np.testing.assert_array_equal(out, [[5, 3, PAD], [8, 6, 4]])
+    assert np.isneginf(scores[0, 2]) and np.isfinite(scores[1]).all()
 
 
 def test_blend_fit_with_the_default_budget_ranks_by_the_feature_that_carries_the_gain():
@@ -221,12 +226,36 @@ def test_blend_fit_with_the_default_budget_ranks_by_the_feature_that_carries_the
     mask[:, -3:] = False  # padding candidates: never ranked, whatever their features say
     x[:, -3:, FEATURES.index("relisten")] = 10.0
     d = DecodeConfig()
-    p = fit_blend(x, mask, gain, d)
     items = np.tile(np.arange(1, n_cands + 1), (n_users, 1))
-    recs = rank(items, mask, x, p, d.blend_hidden, k=5)
+    c = Candidates(items, mask, x, FEATURES)
+    fitted = Blend(FEATURES, d.blend_hidden).fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2)
+    recs = top_k(c, fitted.score(c), k=5)[0]
     hit = np.take_along_axis(gain, recs - 1, 1)
     best = np.sort(gain[:, :-3], 1)[:, ::-1][:, :5]
     assert hit.sum() == best.sum()  # every user's top 5 holds as many played tracks as it can
     assert not np.isin(recs, items[:, -3:]).any()
-    by_model = rank(items, mask, x, logp_only(d.blend_hidden), d.blend_hidden, k=5)
+    by_model = top_k(c, Blend.by("model_logp").score(c), k=5)[0]
     assert np.take_along_axis(gain, by_model - 1, 1).sum() < hit.sum()  # the fit learned something
+
+
+def test_ranker_reads_features_by_name_and_survives_its_checkpoint_state():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 12, len(FEATURES))).astype(np.float32)
+    c = Candidates(np.tile(np.arange(1, 13), (8, 1)), np.ones((8, 12), bool), x, FEATURES)
+    gain = (x[..., FEATURES.index("next")] > 0.5).astype(np.float32)
+    fitted = Blend(("next", "relisten"), 4).fit(c, gain, 40, 0.05, 1e-4)
+    shuffled = Candidates(c.items, c.mask, x[..., ::-1].copy(), FEATURES[::-1])  # the same columns, other order
+    np.testing.assert_allclose(fitted.score(shuffled), fitted.score(c), rtol=1e-6)
+    again = Blend.from_state(torch.load(_roundtrip(fitted.state()), weights_only=True))
+    np.testing.assert_array_equal(again.score(c), fitted.score(c))
+    with pytest.raises(ValueError, match="lack feature"):
+        fitted.score(Candidates(c.items, c.mask, x[..., :2], FEATURES[:2]))
+
+
+def _roundtrip(state: dict):
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return buf

@@ -5,11 +5,15 @@ import pytest
 import torch
 
 from seqrec import PAD
-from seqrec.training.losses import sampled_ce, target_weights, weighted_ce
+from seqrec.config import ModelConfig
+from seqrec.models.features import target_weights
+from seqrec.models.sasrec import SASRec
+from seqrec.training.losses import sampled_ce, weighted_ce
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 NAN = np.nan
+NO_WINDOW = torch.zeros(1, 8, dtype=torch.int64)  # the window's items: only read with a re-listen bias
 FRAC = np.array([NAN, -0.1, 0.0, 0.2, 0.25, 0.49, 0.5, 0.74, 0.75, 0.99, 1.0, 1.7], dtype=np.float32)
 
 
@@ -51,11 +55,24 @@ def hand_ce(h, emb, target, w):
     return (w[keep] * ce).sum() / w[keep].sum()
 
 
+def net_with(emb: torch.Tensor) -> SASRec:
+    """A real network whose item table (the output embeddings) is `emb`: the losses score through it."""
+    net = SASRec(ModelConfig(d_model=emb.shape[1], n_heads=1, use_repeat=False), n_items=emb.shape[0] - 1)
+    net.item_emb.weight = torch.nn.Parameter(emb.clone())
+    return net
+
+
 def value_and_grads(fn, p, **kw):
-    h, emb = p["h"].clone().requires_grad_(), p["emb"].clone().requires_grad_()
-    loss = fn(h, emb, p["target"], p["w"], **kw)
+    h = p["h"].clone().requires_grad_()
+    if fn is hand_ce:
+        emb = p["emb"].clone().requires_grad_()
+        loss = hand_ce(h, emb, p["target"], p["w"])
+        loss.backward()
+        return loss.detach(), h.grad, emb.grad
+    net = net_with(p["emb"])
+    loss = fn(net, h, p["target"], p["w"], **kw)
     loss.backward()
-    return loss.detach(), h.grad, emb.grad
+    return loss.detach(), h.grad, net.item_emb.weight.grad
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1000])
@@ -72,7 +89,7 @@ def test_weighted_ce_first_value_by_hand():
     # Two positions, three items: logits are exactly h . emb; only the first position weighs.
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     emb = torch.tensor([[9.0, 9.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])  # PAD's logit (9) would dominate
-    loss = weighted_ce(h, emb, torch.tensor([1, 3]), torch.tensor([2.0, 0.0]))
+    loss = weighted_ce(net_with(emb), h, torch.tensor([1, 3]), torch.tensor([2.0, 0.0]))
     want = -(1.0 - math.log(math.e + 1 + 1))  # position 0: logits (1, 0, 0), target item 1
     assert loss.item() == pytest.approx(want, abs=1e-6)
 
@@ -90,12 +107,12 @@ def test_weighted_ce_ignores_weight_zero_targets_and_the_pad_logit(problem):
     # ... while a target that does weigh changes the loss.
     moved = dict(problem, target=problem["target"].clone())
     moved["target"][0] = 2
-    assert not torch.isclose(weighted_ce(**moved), base)
+    assert not torch.isclose(weighted_ce(net_with(moved["emb"]), moved["h"], moved["target"], moved["w"]), base)
 
 
 def test_weighted_ce_all_zero_weights_is_zero_and_still_backprops(problem):
     h = problem["h"].clone().requires_grad_()
-    loss = weighted_ce(h, problem["emb"], problem["target"], torch.zeros(8))
+    loss = weighted_ce(net_with(problem["emb"]), h, problem["target"], torch.zeros(8))
     assert loss.item() == 0.0
     loss.backward()  # a batch whose targets all weigh 0 must not crash the training step
     assert torch.all(h.grad == 0)
@@ -123,7 +140,7 @@ def test_sampled_ce_matches_hand_computation_and_masks_accidental_hits(problem):
     log_q = q.log()
     negatives = torch.tensor([2, 4, 4, 6, 1])  # row targets 4 and 6 and 1 hit negatives (4 twice)
     h = problem["h"].clone().requires_grad_()
-    loss = sampled_ce(h, problem["emb"], problem["target"], problem["w"], negatives, log_q)
+    loss = sampled_ce(net_with(problem["emb"]), h[None], NO_WINDOW, problem["target"], problem["w"], negatives, log_q)
     want = hand_sampled(problem["h"], problem["emb"], problem["target"], problem["w"], negatives, log_q)
     assert loss.item() == pytest.approx(want, rel=1e-5)
     loss.backward()
@@ -146,8 +163,9 @@ def test_sampled_ce_ignores_weight_zero_targets(problem):
     log_q = torch.full((7,), -math.log(6.0))
     log_q[PAD] = -math.inf
     negatives = torch.tensor([1, 2, 3, 5])
-    base = sampled_ce(problem["h"], problem["emb"], problem["target"], problem["w"], negatives, log_q)
+    net = net_with(problem["emb"])
+    base = sampled_ce(net, problem["h"][None], NO_WINDOW, problem["target"], problem["w"], negatives, log_q)
     target = problem["target"].clone()
     target[3] = 5  # weight 0
-    got = sampled_ce(problem["h"], problem["emb"], target, problem["w"], negatives, log_q)
+    got = sampled_ce(net, problem["h"][None], NO_WINDOW, target, problem["w"], negatives, log_q)
     assert got.item() == pytest.approx(base.item(), rel=1e-6)

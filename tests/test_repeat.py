@@ -21,7 +21,8 @@ FRAC = torch.tensor([[0, 0, 6, 2, 4, 6, 5],
 @pytest.fixture
 def net():
     torch.manual_seed(0)
-    m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=7, dropout=0.0), V)
+    m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=7, dropout=0.0, use_gap=False,
+                           use_session=False), V)
     with torch.no_grad():
         m.repeat.weight.normal_()  # zero at init: make the bias visible
     return m.eval()
@@ -60,8 +61,8 @@ def test_no_bias_when_switched_off():
 
 
 def inputs(net):
-    h = net(ITEM, FRAC).flatten(0, 1).detach().requires_grad_()  # (B*T, D)
-    emb = net.item_weights().detach().clone().requires_grad_()
+    h = net(ITEM, frac=FRAC).flatten(0, 1).detach().requires_grad_()  # (B*T, D)
+    emb = net.item_weights().detach().clone().requires_grad_()  # the reference's own copy of the item table
     target = torch.tensor([0, 0, 5, 3, 7, 3, 1, 4, 9, 2, 9, 4, 11, 4])  # next items; 0 = PAD target
     w = torch.tensor([0, 0, 1, .5, 1, .75, 1, 1, .25, 1, 0, 1, 1, .5])
     return h, emb, target, w
@@ -80,8 +81,8 @@ def test_full_loss_with_bias_matches_a_dense_reference_at_any_chunk(net):
     ref = (w * F.cross_entropy(logits, target, reduction="none").nan_to_num(0)).sum() / w.sum()
     g_ref = torch.autograd.grad(ref, (h, emb))
     for chunk in (1, 3, 100):
-        loss = weighted_ce(h, emb, target, w, chunk, rep)
-        grads = torch.autograd.grad(loss, (h, emb))
+        loss = weighted_ce(net, h, target, w, chunk, rep)
+        grads = torch.autograd.grad(loss, (h, net.item_emb.weight))
         assert loss.item() == pytest.approx(ref.item(), abs=1e-5)
         for g, gr in zip(grads, g_ref, strict=True):
             torch.testing.assert_close(g, gr, atol=1e-5, rtol=1e-5)
@@ -91,10 +92,9 @@ def test_sampled_loss_with_bias_matches_a_row_by_row_reference(net):
     rep = net.repeat_bias(ITEM, FRAC)
     h, emb, target, w = inputs(net)
     T = ITEM.shape[1]
-    dot = torch.bmm(h.view(2, T, -1), emb[ITEM].transpose(1, 2)).flatten(0, 1)
     negatives = torch.tensor([3, 8, 10, 4, 12])
     log_q = torch.log(torch.linspace(1, 2, V + 1) / torch.linspace(1, 2, V + 1).sum())
-    loss = sampled_ce(h, emb, target, w, negatives, log_q, rep, dot)
+    loss = sampled_ce(net, h.view(2, T, -1), ITEM, target, w, negatives, log_q, rep)
     total, weight = 0.0, 0.0
     for r in range(len(h)):
         if w[r] == 0:

@@ -4,13 +4,15 @@ import torch
 
 from seqrec import PAD
 from seqrec.config import ModelConfig
-from seqrec.models.sasrec import N_FRAC, N_GAP, N_SESSION_POS, SASRec
+from seqrec.models.features import INPUTS
+from seqrec.models.sasrec import SASRec
 from seqrec.training.losses import weighted_ce
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 N_ITEMS, B, T = 12, 3, 7
-FEATURES = {"item": N_ITEMS + 1, "frac": N_FRAC, "gap": N_GAP, "session": N_SESSION_POS}
+FEATURES = {"item": N_ITEMS + 1, **{inp.name: inp.vocab for inp in INPUTS}}
+BARE = dict(use_frac=False, use_gap=False, use_session=False)
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def test_output_shapes_and_pad_scores(model):
     x = random_inputs()
     h = model(**x)
     assert h.shape == (B, T, 32)
-    scores = model.score_all(h[:, -1])
+    scores = model.logits(h[:, -1])
     assert scores.shape == (B, N_ITEMS + 1)
     assert torch.all(scores[:, PAD] == float("-inf"))
     assert torch.isfinite(scores[:, 1:]).all()
@@ -61,22 +63,22 @@ def test_left_padding_is_invisible(model):
             noisy[name][:, :3] = torch.randint(1, n, (2, 3))
     torch.testing.assert_close(model(**noisy)[:, 3:], want, rtol=0, atol=1e-5)
     # A row of only PAD (a user without history) still gives finite states.
-    assert torch.isfinite(model(item=torch.zeros(1, 5, dtype=torch.long))).all()
+    assert torch.isfinite(model(**{n: torch.zeros(1, 5, dtype=torch.long) for n in FEATURES})).all()
 
 
-def test_optional_features_can_be_left_out(model):
+def test_an_input_switched_off_has_no_embedding_and_is_not_read(model):
     x = random_inputs()
-    assert model(x["item"]).shape == (B, T, 32)
-    cfg = ModelConfig(d_model=16, n_blocks=1, n_heads=2, max_len=8, use_frac=False, use_gap=False, use_session=False)
-    bare = SASRec(cfg, N_ITEMS).eval()
-    assert bare.frac_emb is None and bare.gap_emb is None and bare.session_emb is None
+    bare = SASRec(ModelConfig(d_model=16, n_blocks=1, n_heads=2, max_len=8, **BARE), N_ITEMS).eval()
+    assert len(bare.inputs) == 0 and set(model.inputs) == {inp.name for inp in INPUTS}
     torch.testing.assert_close(bare(**x), bare(x["item"]))
+    with pytest.raises(KeyError, match="frac"):  # a network built to read an input needs it
+        model(x["item"])
 
 
 def test_learns_a_cyclic_sequence_with_weighted_ce():
     pl.seed_everything(0)
     n, length = 8, 12
-    net = SASRec(ModelConfig(d_model=32, n_blocks=1, n_heads=2, max_len=length, dropout=0.0), n)
+    net = SASRec(ModelConfig(d_model=32, n_blocks=1, n_heads=2, max_len=length, dropout=0.0, **BARE), n)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     start = torch.arange(n)[:, None]  # one sequence per starting item: 1 -> 2 -> ... -> 8 -> 1 -> ...
     seq = (start + torch.arange(length + 1)[None, :]) % n + 1  # (n, length + 1) item ids 1..8
@@ -84,14 +86,14 @@ def test_learns_a_cyclic_sequence_with_weighted_ce():
     w = torch.ones(target.shape)
     for _ in range(300):
         h = net(item)  # (n, length, D)
-        loss = weighted_ce(h.flatten(0, 1), net.item_weights(), target.flatten(), w.flatten(), chunk=32)
+        loss = weighted_ce(net, h.flatten(0, 1), target.flatten(), w.flatten(), chunk=32)
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
     with torch.no_grad():
         h = net(item)
-        final = weighted_ce(h.flatten(0, 1), net.item_weights(), target.flatten(), w.flatten())
-        pred = net.score_all(h.flatten(0, 1)).argmax(-1).view(n, length)
+        final = weighted_ce(net, h.flatten(0, 1), target.flatten(), w.flatten())
+        pred = net.logits(h.flatten(0, 1)).argmax(-1).view(n, length)
     assert final.item() < 0.05
     torch.testing.assert_close(pred, target, rtol=0, atol=0)

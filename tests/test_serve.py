@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from seqrec.baselines import popular_order
 from seqrec.config import load_config
-from seqrec.inference.recommend import sasrec_topk
+from seqrec.run import Run, RunError
 from seqrec.serve.__main__ import main
 from seqrec.serve.app import create_app, load_serve_config
 from seqrec.serve.online import StartupError
@@ -74,10 +74,12 @@ def event(user_id: int, item_id: int, duration: float, when: str) -> dict:
 
 
 def test_config_comes_from_the_run_unless_given(run_dir, tiny_synth, tmp_path):
-    cfg = load_serve_config([f"run.dir={run_dir}", "port=8123"])
+    cfg = Run.load(load_serve_config([f"run.dir={run_dir}", "port=8123"])).cfg
     assert Path(cfg.data.dir) == tiny_synth and cfg.model.d_model == 16 and cfg.serve.port == 8123
     assert cfg.serve.host == "127.0.0.1" and (cfg.serve.k, cfg.serve.max_k) == (50, 200)
-    assert load_serve_config([f"run.dir={run_dir}", f"data.dir={tmp_path}"]).data.dir == str(tmp_path)
+    assert Run.load(load_serve_config([f"run.dir={run_dir}", f"data.dir={tmp_path}"])).cfg.data.dir == str(tmp_path)
+    with pytest.raises(RunError, match="model.d_model=16 \\(given: 32\\)"):
+        Run.load(load_serve_config([f"run.dir={run_dir}", "model.d_model=32"]))
 
 
 def test_health_and_openapi(shared):
@@ -95,7 +97,7 @@ def test_health_and_openapi(shared):
 def test_recommendations_for_log_users_are_predict_py_lists(shared):
     client, rec = shared
     users = log_users(rec, 5)
-    expected = sasrec_topk(rec.cfg, rec.ds, rec.ds.test_users[:5])  # the run's lists as predict.py writes them
+    expected = rec.run.recommend(rec.ds, rec.ds.test_users[:5], K)  # the run's lists as predict.py writes them
     for uid, want in zip(users, expected, strict=True):
         body = client.get(f"/recommendations/{uid}").json()  # default k = 50
         assert body["user_id"] == uid and body["source"] == "model"

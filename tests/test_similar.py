@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from seqrec import PAD
-from seqrec.config import BaselineConfig, DecodeConfig, ModelConfig, TrainConfig, load_config
+from seqrec.config import BaselineConfig, load_config, to_yaml
 from seqrec.similar import cooccurrence_neighbours, cooccurrence_table, embedding_neighbours, main
 from seqrec.training.module import SeqRecModule
 
@@ -105,16 +105,18 @@ def test_cli_lists_the_co_listened_track_first(folder, capsys):
 
 
 def test_cli_reads_a_trained_runs_embeddings(folder, tmp_path, capsys):
-    cfg = load_config([])
-    module = SeqRecModule.create(ModelConfig(d_model=4, n_heads=2), TrainConfig(), DecodeConfig(), n_items=3, k=50)
+    cfg = load_config([f"data.dir={folder}", "model.d_model=4", "model.n_heads=2"])
+    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, n_items=3, k=50)
     with torch.no_grad():  # item indices follow sorted item_id: 300 -> 1, 500 -> 2, 700 -> 3
         module.net.item_emb.weight[1:] = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0.9, 0.2, 0, 0]])
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
-    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()},
-               run_dir / "checkpoints" / "best.ckpt")
+    ckpt = {"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)  # what Lightning's checkpoint adds: the ranking stage
+    torch.save(ckpt, run_dir / "checkpoints" / "best.ckpt")
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
     assert cfg.similar.method == "embedding"
-    assert main([f"data.dir={folder}", f"run.dir={run_dir}", "item_id=300", "k=1"]) == 0
+    assert main([f"run.dir={run_dir}", "item_id=300", "k=1"]) == 0  # the data folder is the run's own
     out = capsys.readouterr().out.splitlines()
     assert out[1] == f"1 most similar by embedding of {run_dir}:"
     assert out[2] == f"  1. 700  Gamma — C  {0.9 / np.sqrt(0.85):.4f}"
@@ -126,4 +128,4 @@ def test_cli_errors_name_the_unknown_id_and_the_missing_checkpoint(folder, tmp_p
     assert "item_id 999" in err and str(folder) in err
     assert main([f"data.dir={folder}", f"run.dir={tmp_path / 'none'}", "item_id=300"]) == 2
     err = capsys.readouterr().err
-    assert "best.ckpt not found: train first" in err and "similar.method=cooccurrence" in err
+    assert "not found: train first" in err and "similar.method=cooccurrence" in err

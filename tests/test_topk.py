@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from seqrec import PAD
-from seqrec.inference.topk import fill, sparse_topk
+from seqrec.topk import fill, sparse_topk
 
 INF = np.inf
 

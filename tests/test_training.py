@@ -15,8 +15,10 @@ from omegaconf import OmegaConf
 from seqrec.config import load_config
 from seqrec.data.dataset import build_dataset
 from seqrec.data.sequences import build_sequences
+from seqrec.models.features import INPUT, event_features
+from seqrec.models.ranker import load_ranker
 from seqrec.train import train
-from seqrec.training.batches import TrainWindows, event_features
+from seqrec.training.batches import TrainWindows
 from seqrec.training.losses import sampled_ce, weighted_ce
 from seqrec.training.module import SeqRecModule
 
@@ -93,9 +95,11 @@ def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
     assert hp["model"]["d_model"] == 16 and hp["k"] == 50
     assert best["state_dict"]["net.item_emb.weight"].shape == (hp["n_items"] + 1, 16)
     module = SeqRecModule(**hp)
-    module.load_state_dict(best["state_dict"])  # strict: every weight and the chosen blend weight
-    assert torch.isfinite(module.blend).all()  # the blend fitted on validation travels with the weights
+    module.load_state_dict(best["state_dict"])  # strict: every weight
     assert all(torch.isfinite(p).all() for p in module.parameters())
+    ranker = load_ranker(best["ranker"])  # the ranking stage fitted on validation travels with the weights
+    assert ranker.features[0] == "model_logp" and len(ranker.features) > 1
+    assert all(torch.isfinite(v).all() for v in ranker.params.values())
 
 
 def test_submission_lists_50_distinct_items_for_every_test_user(pipeline, tiny_synth):
@@ -146,13 +150,13 @@ def test_bf16_training_step_on_gpu(tiny_synth, loss):
         torch.manual_seed(1)  # the same negatives both times
         module.zero_grad()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            h = module.net(batch["item"], batch["frac"], batch["gap"], batch["session"]).flatten(0, 1)
+            h = module.net(batch["item"], **{n: batch[n] for n in INPUT})
             target, w = batch["target"].flatten(), batch["weight"].flatten()
             if loss == "full":
-                value = weighted_ce(h, module.net.item_weights(), target, w, cfg.train.loss_chunk)
+                value = weighted_ce(module.net, h.flatten(0, 1), target, w, cfg.train.loss_chunk)
             else:
                 neg = torch.multinomial(q, cfg.train.n_negatives, replacement=True)
-                value = sampled_ce(h, module.net.item_weights(), target, w, neg, q.log())
+                value = sampled_ce(module.net, h, batch["item"], target, w, neg, q.log())
         value.backward()
         return value.detach()
 

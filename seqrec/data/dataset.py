@@ -51,6 +51,20 @@ class Dataset:
     def n_users(self) -> int:
         return len(self.users)
 
+    @property
+    def catalog_id(self) -> str:
+        """A fingerprint of the catalog (its item ids in index order): a trained run decodes only the catalog it
+        learned."""
+        return hashlib.sha1(self.items["item_id"].to_numpy(np.int64).tobytes()).hexdigest()[:16]
+
+    def listeners(self, days: int | None = None, events: pd.DataFrame | None = None) -> np.ndarray:
+        """(n_items + 1,) distinct users who played each item, in the last `days` days before `end` (all: None),
+        among `events` (default: the whole log)."""
+        ev = self.events if events is None else events
+        if days is not None:
+            ev = ev[ev["ts"] >= self.end - pd.Timedelta(days=days)]
+        return np.bincount(ev.drop_duplicates(["user", "item"])["item"], minlength=self.n_items + 1)
+
     def restrict(self, events: pd.DataFrame, end: pd.Timestamp, future: pd.DataFrame | None,
                  test_users: np.ndarray) -> Dataset:
         """The same catalog and users with another history / window."""

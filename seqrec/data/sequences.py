@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from seqrec.metrics import quarter
+
 UNKNOWN_BUCKET = -1  # listened-fraction bucket of a track without a known length
 
 
@@ -47,7 +49,7 @@ def build_sequences(events: pd.DataFrame, n_users: int, session_gap_min: float) 
     np.cumsum(np.bincount(user, minlength=n_users), out=offsets[1:])
     ts = us // 1_000_000
     frac = events["frac"].to_numpy(np.float32)
-    bucket = np.where(np.isnan(frac), UNKNOWN_BUCKET, np.floor(np.clip(np.nan_to_num(frac), 0, 1) * 4))
+    bucket = np.where(np.isnan(frac), UNKNOWN_BUCKET, quarter(frac) * 4)
 
     first = np.ones(len(user), dtype=bool)
     first[1:] = user[1:] != user[:-1]

@@ -1,4 +1,5 @@
-"""Top-k decoding: the model's best tracks and the user's history as candidates, masked, ranked by the blend."""
+"""Top-k decoding: candidates (the model's best tracks, the user's history, what follows their favourites),
+masked, with their named features, ranked by the run's ranking stage."""
 
 from __future__ import annotations
 
@@ -8,21 +9,14 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from seqrec import PAD
 from seqrec.config import Config, DecodeConfig
 from seqrec.data.dataset import Dataset
-from seqrec.inference.blend import FEATURES, Evidence, coverage_check, merge_candidates, rank
-from seqrec.inference.topk import sparse_topk
+from seqrec.inference.evidence import FEATURES, Evidence, LogTables
+from seqrec.models.features import EventFeatures, history_inputs
+from seqrec.models.ranker import Blend, Candidates, top_k
 from seqrec.models.sasrec import SASRec
-from seqrec.training.batches import EventFeatures, history_inputs
-
-
-@dataclass
-class Candidates:
-    """Per user: candidate items (n, C), which are real (n, C), and their features (n, C, F)."""
-
-    items: np.ndarray
-    mask: np.ndarray
-    x: np.ndarray
+from seqrec.topk import sparse_topk
 
 
 @dataclass
@@ -42,7 +36,7 @@ class Decoder:
     @torch.no_grad()
     def candidates(self, model: SASRec, users: np.ndarray, k: int = 0) -> Candidates:
         """Model top tracks (at least k of them, so a long list can be made of the model's alone), plus the user's
-        history and what follows their favourites, batched on the device."""
+        history and what follows their favourites, batched on the model's device."""
         model.eval()
         device = next(model.parameters()).device
         allowed = torch.tensor(self.allowed, device=device)
@@ -51,11 +45,10 @@ class Decoder:
             u = users[i:i + self.cfg.batch_users]
             x = {n: t.to(device) for n, t in history_inputs(self.feats, u, model.cfg.max_len).items()}
             h = model(**x)[:, -1]  # (B, D) state after the last event
-            rep = model.repeat_bias(x["item"], x["frac"], last_only=True)
-            logp = torch.log_softmax(model.score_all(h, rep), dim=-1)  # (B, V)
-            logp = logp.masked_fill(~allowed, float("-inf"))
+            logits = model.logits(h, model.repeat_bias(x["item"], x["frac"], last_only=True), allowed=allowed)
             if self.blocked is not None:
-                logp = logp.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
+                logits = logits.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
+            logp = torch.log_softmax(logits, dim=-1)  # (B, V) over the tracks that may be recommended
             n_top = min(max(self.cfg.n_model_candidates, k), logp.shape[1])  # a catalog may be smaller
             top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
             nxt, fav = self.evidence.transition_scores(u)
@@ -64,21 +57,44 @@ class Decoder:
                                                sparse_topk(fav, self.cfg.n_transition_candidates)[0])
             else:
                 items, mask = merge_candidates(top)
-            item_t = torch.as_tensor(items, device=device)
-            lp = torch.gather(logp, 1, item_t).cpu().numpy()  # (B, C)
+            lp = torch.gather(logp, 1, torch.as_tensor(items, device=device)).float().cpu().numpy()  # (B, C)
             mask &= np.isfinite(lp)  # masked tracks stay out, history included
-            feat = self.evidence.features(u, items, lp, nxt, fav)
-            feat[..., [FEATURES.index(f) for f in self.cfg.drop_features]] = 0.0  # a constant carries no signal
-            parts.append(Candidates(items, mask, feat))
-        if not parts:
-            return Candidates(np.zeros((0, 0), np.int64), np.zeros((0, 0), bool), np.zeros((0, 0, 0), np.float32))
-        return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("items", "mask", "x")))
+            parts.append(self.evidence.candidates(u, items, mask, lp, nxt, fav))
+        return Candidates.concat(parts, FEATURES)
 
-    def topk(self, model: SASRec, users: np.ndarray, blend: np.ndarray, k: int) -> np.ndarray:
-        """(n, k) best candidates by the blend (see seqrec.inference.blend)."""
+    def topk(self, model: SASRec, users: np.ndarray, ranker: Blend, k: int) -> np.ndarray:
+        """(n, k) best candidates by the ranking stage."""
         c = self.candidates(model, users, k)
         coverage_check(c.mask, k)
-        return rank(c.items, c.mask, c.x, blend, self.cfg.blend_hidden, k)
+        return top_k(c, ranker.score(c), k)[0]
+
+
+def merge_candidates(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n_i) candidate lists -> (B, sum n_i) candidates and a mask of the distinct real ones."""
+    items = np.concatenate(parts, axis=1)
+    order = np.argsort(items, axis=1, kind="stable")
+    srt = np.take_along_axis(items, order, 1)
+    dup_sorted = np.zeros_like(srt, dtype=bool)
+    dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    dup = np.empty_like(dup_sorted)
+    np.put_along_axis(dup, order, dup_sorted, 1)
+    return items, (items != PAD) & ~dup
+
+
+def coverage_check(mask: np.ndarray, k: int) -> None:
+    """Every user must have at least k distinct candidates."""
+    short = mask.sum(1) < k
+    if short.any():
+        raise ValueError(f"{int(short.sum())} user(s) have fewer than {k} candidates; raise "
+                         f"decode.n_model_candidates")
+
+
+def ranker_features(cfg: DecodeConfig) -> tuple[str, ...]:
+    """The features the ranking stage reads: all of FEATURES but `decode.drop_features`."""
+    unknown = set(cfg.drop_features) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"decode.drop_features: unknown {sorted(unknown)}; features are {list(FEATURES)}")
+    return tuple(f for f in FEATURES if f not in cfg.drop_features)
 
 
 def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
@@ -103,14 +119,12 @@ def skipped_items(user: np.ndarray, item: np.ndarray, frac: np.ndarray, n_users:
     return blocked
 
 
-def make_decoder(ds: Dataset, feats: EventFeatures, cfg: Config) -> Decoder:
-    """The decoder predict.py and validation share: candidates, evidence, catalog and skip masks."""
-    unknown = set(cfg.decode.drop_features) - set(FEATURES)
-    if unknown:
-        raise ValueError(f"decode.drop_features: unknown {sorted(unknown)}; features are {list(FEATURES)}")
+def make_decoder(ds: Dataset, feats: EventFeatures, cfg: Config, tables: LogTables) -> Decoder:
+    """The decoder of a history: candidates, evidence (reading the whole log's `tables`), catalog and skip masks.
+    Validation, predict.py and the service all decode through it."""
     blocked = None
     if cfg.decode.mask_skipped > 0:
         ev = ds.events
         blocked = skipped_items(ev["user"].to_numpy(), ev["item"].to_numpy(), ev["frac"].to_numpy(),
                                 ds.n_users, ds.n_items, cfg.decode.mask_skipped)
-    return Decoder(feats, Evidence.build(ds, cfg), ds.items["valid"].to_numpy(), blocked, cfg.decode)
+    return Decoder(feats, Evidence.build(ds, cfg, tables), ds.items["valid"].to_numpy(), blocked, cfg.decode)

@@ -70,8 +70,7 @@ def genre_bits(genres: pd.Series) -> np.ndarray:
 
 def item_novelty(ds: Dataset) -> np.ndarray:
     """metrics.novelty's -log2 share of users who played each item, over log2(n_users + 1): 0..1."""
-    pairs = ds.events.drop_duplicates(["user", "item"])["item"].to_numpy()
-    played = np.bincount(pairs, minlength=ds.n_items + 1).astype(np.float64)
+    played = ds.listeners().astype(np.float64)
     p = np.where(played > 0, played / ds.n_users, 1.0 / (ds.n_users + 1))
     return (-np.log2(p) / np.log2(ds.n_users + 1)).astype(np.float32)
 

@@ -1,8 +1,9 @@
 """SASRec: a causal transformer over listening histories; pure torch, no Lightning.
 
-Beyond the item id, each past event can carry how much of it was listened (a skip is not a like), the
-time gap since the previous event and the position inside its listening session. A learned re-listen bias
-lets tracks played in the window score by how recently and how fully they were played: repeats dominate.
+Beyond the item id, each past event carries the inputs of seqrec.models.features (how much of it was listened,
+the gap since the previous event, its position in the session), each with its own embedding. A learned
+re-listen bias lets tracks played in the window score by how recently and how fully they were played: repeats
+dominate. `SASRec.logits` is the only place scores are made.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from torch import nn
 
 from seqrec import PAD
 from seqrec.config import ModelConfig
+from seqrec.models.features import INPUT, INPUTS
 
-N_FRAC = 7  # PAD, unknown, quarters 0..4
-N_GAP = 12  # PAD, first event, 10 log-spaced gap buckets
-N_SESSION_POS = 18  # PAD, positions 0..16 (the last bucket collects the rest)
+N_FRAC = INPUT["frac"].vocab
 # Re-listen bias: how many events back an item was played, in log2 buckets (0, 1, 2, 3-4, 5-8, ... 129+).
 REPEAT_DIST_EDGES = (0, 1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -72,9 +72,8 @@ class SASRec(nn.Module):
         d = cfg.d_model
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=PAD)
         self.pos_emb = nn.Embedding(cfg.max_len, d)
-        self.frac_emb = nn.Embedding(N_FRAC, d, padding_idx=0) if cfg.use_frac else None
-        self.gap_emb = nn.Embedding(N_GAP, d, padding_idx=0) if cfg.use_gap else None
-        self.session_emb = nn.Embedding(N_SESSION_POS, d, padding_idx=0) if cfg.use_session else None
+        self.inputs = nn.ModuleDict({inp.name: nn.Embedding(inp.vocab, d, padding_idx=PAD)
+                                     for inp in INPUTS if getattr(cfg, inp.flag)})
         # one scalar per (distance bucket, listened-fraction bucket) of a past play of the scored item
         self.repeat = nn.Embedding((len(REPEAT_DIST_EDGES) + 1) * N_FRAC, 1) if cfg.use_repeat else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -92,14 +91,16 @@ class SASRec(nn.Module):
             if m.padding_idx is not None:
                 m.weight.data[m.padding_idx].zero_()
 
-    def forward(self, item: torch.Tensor, frac: torch.Tensor | None = None, gap: torch.Tensor | None = None,
-                session: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) ids -> (B, T, D) causal states; PAD items are left padding."""
+    def forward(self, item: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+        """(B, T) item ids and the ids of each switched-on input (seqrec.models.features) -> (B, T, D) causal
+        states; PAD items are left padding."""
         B, T = item.shape
         x = self.item_emb(item) * self.cfg.d_model**0.5 + self.pos_emb.weight[-T:]  # (B, T, D)
-        for emb, ids in ((self.frac_emb, frac), (self.gap_emb, gap), (self.session_emb, session)):
-            if emb is not None and ids is not None:
-                x = x + emb(ids)
+        for name, emb in self.inputs.items():
+            if name not in inputs:
+                raise KeyError(f"this network reads the per-event input {name!r} (model.{INPUT[name].flag}); "
+                               f"pass it, as seqrec.models.features.gather builds it")
+            x = x + emb(inputs[name])
         x = self.drop(x)
         mask = self.attention_mask(item)
         for block in self.blocks:
@@ -144,15 +145,46 @@ class SASRec(nn.Module):
         """(n_items + 1, D) output embeddings, tied to the input ones."""
         return self.item_emb.weight
 
-    def score_all(self, h: torch.Tensor, rep: Repeat | None = None) -> torch.Tensor:
-        """(B, D) states (+ their rows' re-listen bias) -> (B, n_items + 1) logits; PAD can never win."""
-        logits = (h @ self.item_weights().T).float()  # (B, V)
-        if rep is not None:
-            add_repeat(logits, rep)
-        logits[:, PAD] = float("-inf")
-        return logits
+    def logits(self, h: torch.Tensor, context: Repeat | None = None, candidates: torch.Tensor | None = None,
+               allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of states, float32: h is (N, D), or (B, Q, D) with per-row candidates.
+
+        candidates: None scores the whole catalog, (N, V); a (C,) tensor scores items shared by every row,
+        (N, C); a (B, C) tensor scores each row's own items, (N, C) or (B, Q, C). `context` (the re-listen
+        window of each of the N or B * Q rows) adds the bias of every scored item the row played; PAD and
+        items not `allowed` ((V,) bool) score -inf.
+        """
+        w = self.item_weights()
+        if candidates is None:
+            out = (h @ w.T).float()  # (N, V)
+            ids = torch.arange(w.shape[0], device=h.device)[None, :]
+        elif candidates.dim() == 1:
+            out = (h @ w[candidates].T).float()  # (N, C)
+            ids = candidates[None, :]
+        else:
+            e = w[candidates]  # (B, C, D)
+            out = (h @ e.transpose(1, 2) if h.dim() == 3 else torch.einsum("bd,bcd->bc", h, e)).float()
+            ids = candidates[:, None, :] if h.dim() == 3 else candidates  # (B, 1, C) or (N, C)
+        if context is not None:
+            flat = out.reshape(-1, out.shape[-1])  # (rows, C): the context's rows
+            if candidates is None:
+                flat = flat.scatter_add(1, context.items.where(context.latest, PAD),
+                                        context.bias.where(context.latest, 0.0).float())
+            else:
+                flat = flat + window_bias(context, ids.expand(*out.shape).reshape(flat.shape))
+            out = flat.view(out.shape)
+        banned = ids == PAD
+        if allowed is not None:
+            banned = banned | ~allowed[ids]
+        return out.masked_fill(banned, float("-inf"))
 
 
-def add_repeat(logits: torch.Tensor, rep: Repeat) -> None:
-    """Add each row's re-listen bias to the logits of its window's items, in place (PAD takes the rest)."""
-    logits.scatter_add_(1, rep.items.where(rep.latest, PAD), rep.bias.where(rep.latest, 0.0).to(logits.dtype))
+def window_bias(rep: Repeat, items: torch.Tensor) -> torch.Tensor:
+    """(N, C) re-listen bias of each row's `items` (N, C): the bias of the item's play in the row's window, 0 for
+    an item the row did not play. A binary search in each row's sorted window, so nothing (N, C, T) is built."""
+    window = rep.items.where(rep.latest, PAD)  # one entry per distinct played item, PAD elsewhere
+    window, order = window.sort(dim=1)
+    bias = rep.bias.where(rep.latest, 0.0).gather(1, order)
+    at = torch.searchsorted(window, items.contiguous()).clamp(max=window.shape[1] - 1)
+    hit = (window.gather(1, at) == items) & (items != PAD)
+    return torch.where(hit, bias.gather(1, at), 0.0).float()

@@ -28,10 +28,8 @@ from seqrec.serve.store import Event, EventStore, SqliteEventStore
 
 
 def load_serve_config(overrides: list[str]) -> Config:
-    """The run's saved config.yaml (its data folder, cleaning and features) under the command-line overrides."""
-    cfg = load_config(overrides)
-    saved = Path(cfg.run.dir) / "config.yaml"
-    return load_config(overrides, path=saved) if saved.exists() else cfg
+    """The command line's settings; the run's own (its data folder, cleaning, features) join them when it loads."""
+    return load_config(overrides)
 
 
 def db_path(cfg: Config) -> Path:

@@ -25,14 +25,12 @@ from seqrec.baselines import popular_order
 from seqrec.config import Config
 from seqrec.data.clean import clean_events
 from seqrec.data.dataset import Dataset, load_dataset
-from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import ranked
-from seqrec.inference.decode import Decoder, make_decoder
-from seqrec.inference.recommend import inference_device, load_module
+from seqrec.inference.decode import Decoder
+from seqrec.inference.evidence import LogTables
+from seqrec.models.ranker import top_k
+from seqrec.run import Run, RunError
 from seqrec.serve.store import Event
 from seqrec.similar import embedding_neighbours
-from seqrec.training.batches import event_features
-from seqrec.training.module import SeqRecModule
 
 log = logging.getLogger(__name__)
 DAY = pd.Timedelta(days=1)
@@ -58,14 +56,13 @@ class Ranked:
 class OnlineRecommender:
     """Recommendations, similar tracks and histories from a trained run and the events posted since."""
 
-    def __init__(self, cfg: Config, ds: Dataset, module: SeqRecModule):
-        self.cfg = cfg = dataclasses.replace(cfg, decode=module.decode_cfg)  # decode exactly as the run validated
-        self.ds = ds
-        self.net = module.net.to(inference_device(cfg.train)).eval()
-        self.blend = module.blend.cpu().numpy()
-        seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
-        self.decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
-        self.offsets = seqs.offsets
+    def __init__(self, run: Run, ds: Dataset):
+        self.run, self.cfg, self.ds = run, run.cfg, ds
+        cfg = run.cfg
+        self.net = run.net
+        self.tables = LogTables.build(ds, cfg)  # what follows what, and popularity: the whole log's, for every user
+        self.decoder = run.decoder(ds, self.tables)
+        self.offsets = self.decoder.feats.offsets
         self.popular = popular_order(ds, cfg.baselines.popular_days)
         self.item_ids = ds.items["item_id"].to_numpy(np.int64)  # index -> external id; row 0 is PAD
         self.allowed = ds.items["valid"].to_numpy().copy()  # writable: torch warns on read-only arrays
@@ -79,20 +76,14 @@ class OnlineRecommender:
 
     @classmethod
     def load(cls, cfg: Config) -> OnlineRecommender:
-        """The run's best checkpoint and its data set; raises StartupError if the model cannot be used."""
-        path = cfg.run.best_ckpt
+        """The run of cfg.run.dir and the data set it was trained on; raises StartupError if it cannot be used."""
         try:
-            module = load_module(cfg.run)
-        except FileNotFoundError as e:
+            run = Run.load(cfg)
+            ds = load_dataset(run.cfg.data, run.cfg.clean)
+            run.check_catalog(ds)
+        except RunError as e:  # no model, no service
             raise StartupError(str(e)) from e
-        except Exception as e:  # truncated, not a checkpoint, other shapes: no model, no service
-            raise StartupError(f"{path}: cannot load the trained model ({type(e).__name__}: {e}); retrain with "
-                               f"`python train.py run.dir={cfg.run.dir}` or give another run.dir=") from e
-        ds = load_dataset(cfg.data, cfg.clean)
-        if module.net.n_items != ds.n_items:
-            raise StartupError(f"{path} was trained on {module.net.n_items:,} items but {cfg.data.dir} has "
-                               f"{ds.n_items:,}: serve with the data set the run was trained on (data.dir=)")
-        return cls(cfg, ds, module)
+        return cls(run, ds)
 
     # --- events ---
 
@@ -184,9 +175,9 @@ class OnlineRecommender:
     # --- decoding ---
 
     def _rank(self, decoder: Decoder, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(items, blend scores) of one user's best k candidates, as seqrec.inference.blend.rank orders them."""
+        """(items, ranking scores) of one user's best k candidates, as predict.py orders them."""
         c = decoder.candidates(self.net, np.array([row]), k)
-        items, scores = ranked(c.items, c.mask, c.x, self.blend, decoder.cfg.blend_hidden, k)
+        items, scores = top_k(c, self.run.ranker.score(c), k)
         keep = np.isfinite(scores[0])  # only a catalog smaller than k leaves a list short
         return items[0, keep], scores[0, keep]
 
@@ -214,14 +205,7 @@ class OnlineRecommender:
         end = max(self.ds.end, (events["ts"].max() + DAY).normalize())
         one = dataclasses.replace(self.ds, events=events, users=pd.DataFrame({"user_id": [user_id]}),
                                   test_users=np.zeros(1, np.int64), end=end, future=None, report={})
-        seqs = build_sequences(events, 1, self.cfg.clean.session_gap_min)
-        decoder = make_decoder(one, event_features(seqs, self.cfg.train.weight_mode), self.cfg)
-        whole = self.decoder.evidence
-        t = decoder.evidence.transitions
-        t.trans = whole.transitions.trans  # what follows what: the whole log's
-        t.fallback = whole.transitions.fallback  # and its popularity (shared: a cached decoder stays small)
-        decoder.evidence = dataclasses.replace(decoder.evidence, log_pop=whole.log_pop)
-        return decoder
+        return self.run.decoder(one, self.tables)  # the whole log's tables: a cached decoder stays small
 
     def _user_events(self, user_id: int, u: int, posted: list[Event]) -> pd.DataFrame:
         """The user's log events and cleaned posted events as user 0, sorted by time."""

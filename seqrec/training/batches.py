@@ -1,56 +1,12 @@
-"""From flat sequences to (B, T) tensors: per-event model inputs, training windows, inference histories."""
+"""Training windows from flat sequences: (B, T) inputs and the next event of each position as its target."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from seqrec import PAD
-from seqrec.data.sequences import Sequences
-from seqrec.models.sasrec import N_GAP, N_SESSION_POS
-from seqrec.training.losses import target_weights
-
-# Gap buckets (seconds): within a session .. a month; id 1 = first event of the user, 0 = PAD.
-GAP_EDGES = np.array([60, 300, 1800, 7200, 43200, 86400, 259200, 604800, 2592000], dtype=np.float64)
-assert len(GAP_EDGES) + 3 == N_GAP
-
-
-@dataclass
-class EventFeatures:
-    """Per-event model inputs (ids, 0 = PAD) and target weights, aligned with the Sequences arrays."""
-
-    offsets: np.ndarray
-    item: np.ndarray
-    frac: np.ndarray
-    gap: np.ndarray
-    session: np.ndarray
-    weight: np.ndarray
-
-
-def event_features(seqs: Sequences, weight_mode: str) -> EventFeatures:
-    """Bucket every event once, vectorised, so batches are pure gathers."""
-    gap = np.where(np.isnan(seqs.gap), 1, np.searchsorted(GAP_EDGES, np.nan_to_num(seqs.gap)) + 2)
-    return EventFeatures(
-        offsets=seqs.offsets,
-        item=seqs.item.astype(np.int64),
-        frac=(seqs.bucket.astype(np.int64) + 2),  # unknown (-1) -> 1, quarters 0..4 -> 2..6
-        gap=gap.astype(np.int64),
-        session=np.minimum(seqs.pos, N_SESSION_POS - 2).astype(np.int64) + 1,
-        weight=target_weights(seqs.frac, weight_mode),
-    )
-
-
-def gather(f: EventFeatures, start: np.ndarray, end: np.ndarray, T: int) -> dict[str, torch.Tensor]:
-    """Inputs for events [end - T, end) of each row, left-padded where that reaches before `start`."""
-    idx = end[:, None] - T + np.arange(T)[None, :]  # (B, T)
-    ok = idx >= start[:, None]
-    idx = np.where(ok, idx, 0)
-    return {
-        name: torch.from_numpy(np.where(ok, getattr(f, name)[idx], PAD))
-        for name in ("item", "frac", "gap", "session")
-    }
+from seqrec.models.features import EventFeatures, gather
 
 
 def train_windows(offsets: np.ndarray, T: int, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +39,3 @@ class TrainWindows(torch.utils.data.Dataset):
         batch["target"] = torch.from_numpy(np.where(ok, self.f.item[tidx], PAD))
         batch["weight"] = torch.from_numpy(np.where(ok, self.f.weight[tidx], 0.0).astype(np.float32))
         return batch
-
-
-def history_inputs(f: EventFeatures, users: np.ndarray, T: int) -> dict[str, torch.Tensor]:
-    """Each user's last T events, for encoding their current state."""
-    return gather(f, f.offsets[users], f.offsets[users + 1], T)

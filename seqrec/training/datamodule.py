@@ -12,7 +12,9 @@ from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.data.split import Split
 from seqrec.inference.decode import Decoder, make_decoder
-from seqrec.training.batches import TrainWindows, event_features
+from seqrec.inference.evidence import LogTables
+from seqrec.models.features import event_features
+from seqrec.training.batches import TrainWindows
 
 
 class WindowBatches(BatchSampler):
@@ -44,7 +46,7 @@ class SeqDataModule(pl.LightningDataModule):
         self.feats = event_features(seqs, cfg.train.weight_mode)
         self.train_set = TrainWindows(self.feats, cfg.model.max_len)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
-        self.decoder: Decoder = make_decoder(ds, self.feats, cfg)
+        self.decoder: Decoder = make_decoder(ds, self.feats, cfg, LogTables.build(ds, cfg))
 
     def train_dataloader(self) -> DataLoader:
         # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;

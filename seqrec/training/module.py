@@ -1,4 +1,5 @@
-"""LightningModule: listen-weighted next-track training, validated with the contest metric on decoded lists."""
+"""LightningModule: listen-weighted next-track training, validated with the contest metric on decoded lists; the
+ranking stage is fitted on each validation and saved with the weights."""
 
 from __future__ import annotations
 
@@ -12,42 +13,44 @@ import torch
 
 from seqrec import PAD, metrics
 from seqrec.config import DecodeConfig, ModelConfig, TrainConfig
-from seqrec.inference.blend import fit_blend, logp_only, rank
+from seqrec.inference.decode import ranker_features
+from seqrec.models.features import INPUT
+from seqrec.models.ranker import Blend, Candidates, load_ranker, top_k
 from seqrec.models.sasrec import SASRec
 from seqrec.training.losses import sampled_ce, weighted_ce
 
 
 class SeqRecModule(pl.LightningModule):
-    """Wraps SASRec; hyper-parameters are plain dicts so checkpoints load with weights_only=True."""
+    """Wraps SASRec and its ranking stage; hyper-parameters are plain dicts so checkpoints load with
+    weights_only=True, and the ranking stage fitted on validation is saved with the weights."""
 
-    def __init__(self, model: dict, train: dict, decode: dict, n_items: int, k: int = 50):
+    def __init__(self, model: dict, train: dict, decode: dict, n_items: int, k: int = 50, catalog: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model_cfg, self.train_cfg = ModelConfig(**model), TrainConfig(**train)
         self.decode_cfg, self.k = DecodeConfig(**decode), k
         self.net = SASRec(self.model_cfg, n_items)
-        # the blend fitted on validation, saved with the weights so predict.py decodes the same way
-        self.register_buffer("blend", torch.from_numpy(logp_only(self.decode_cfg.blend_hidden)))
+        self.ranker = Blend.by("model_logp")  # until the first validation fits the real one
         self._val: list = []
         self._t_batch = None
 
     @classmethod
-    def create(cls, model: ModelConfig, train: TrainConfig, decode: DecodeConfig, n_items: int, k: int):
-        return cls(asdict(model), asdict(train), asdict(decode), n_items, k)
+    def create(cls, model: ModelConfig, train: TrainConfig, decode: DecodeConfig, n_items: int, k: int,
+               catalog: str | None = None) -> SeqRecModule:
+        """`catalog`: Dataset.catalog_id of the data trained on, kept so a run refuses another catalog."""
+        return cls(asdict(model), asdict(train), asdict(decode), n_items, k, catalog)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         item = batch["item"]
-        h = self.net(item, batch["frac"], batch["gap"], batch["session"])  # (B, T, D)
+        h = self.net(item, **{name: batch[name] for name in INPUT})  # (B, T, D)
         rep = self.net.repeat_bias(item, batch["frac"])
-        emb = self.net.item_weights()
         cfg = self.train_cfg
         target, w = batch["target"].flatten(), batch["weight"].flatten()  # (B*T,)
         if cfg.loss == "sampled":
             neg = torch.multinomial(self.neg_q, cfg.n_negatives, replacement=True)
-            dot = torch.bmm(h, emb[item].transpose(1, 2)).flatten(0, 1) if rep is not None else None  # (B*T, T)
-            loss = sampled_ce(h.flatten(0, 1), emb, target, w, neg, self.neg_q.log(), rep, dot)
+            loss = sampled_ce(self.net, h, item, target, w, neg, self.neg_q.log(), rep)
         else:
-            loss = weighted_ce(h.flatten(0, 1), emb, target, w, cfg.loss_chunk, rep)
+            loss = weighted_ce(self.net, h.flatten(0, 1), target, w, cfg.loss_chunk, rep)
         bs = batch["item"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         now = time.perf_counter()
@@ -67,6 +70,12 @@ class SeqRecModule(pl.LightningModule):
             q[PAD] = 0.0  # never sample padding
             self.neg_q = (q / q.sum()).float()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ranker"] = self.ranker.state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.ranker = load_ranker(checkpoint["ranker"])
+
     def on_validation_epoch_start(self) -> None:
         self._val = []
 
@@ -79,41 +88,31 @@ class SeqRecModule(pl.LightningModule):
             return
         dm = self.trainer.datamodule
         users = np.concatenate([u for u, _ in self._val])
-        items, mask, x = (np.concatenate([getattr(c, f) for _, c in self._val]) for f in ("items", "mask", "x"))
+        c = Candidates.concat([c for _, c in self._val], self._val[0][1].names)
         self._val = []
         truth = dm.split.truth
-        gain = truth.lookup(users, items)
-        d = self.decode_cfg
-        only_model = logp_only(d.blend_hidden)
-        if d.use_history:
-            # cross-fitted: each half of the users is ranked by a blend fitted on the other half
-            recs = np.empty((len(users), self.k), dtype=np.int64)
-            half = np.arange(len(users)) % 2 == 0
-            for part in (half, ~half):
-                p = fit_blend(x[~part], mask[~part], gain[~part], d)
-                recs[part] = rank(items[part], mask[part], x[part], p, d.blend_hidden, self.k)
-            p = fit_blend(x, mask, gain, d)
-        else:
-            p = only_model
-            recs = rank(items, mask, x, p, d.blend_hidden, self.k)
-        self.blend.copy_(torch.from_numpy(p))
+        gain = truth.lookup(users, c.items)
+        self.ranker, recs = fit_ranker(c, gain, self.decode_cfg, self.k)
         hist = dm.split.history.events
+        k = self.k
         self.log_dict({
             "val/score": metrics.competition_score(recs, users, truth),
-            "val/ndcg@50": metrics.ndcg_at_k(recs, users, truth),
-            "val/recall@50": metrics.recall_at_k(recs, users, truth),
+            f"val/ndcg@{k}": metrics.ndcg_at_k(recs, users, truth),
+            f"val/recall@{k}": metrics.recall_at_k(recs, users, truth),
             "val/repeat": metrics.repeat_share(recs, users, hist["user"].to_numpy(), hist["item"].to_numpy()),
-            "val/score_model_only": metrics.competition_score(
-                rank(items, mask, x, only_model, d.blend_hidden, self.k), users, truth),
+            "val/score_model_only": metrics.competition_score(top_k(c, Blend.by("model_logp").score(c), k)[0],
+                                                              users, truth),
         }, sync_dist=True)  # every process decodes all validation users: the mean of equal values
         self._t_batch = None
 
     def configure_optimizers(self):
         cfg = self.train_cfg
-        decay = [p for n, p in self.named_parameters() if p.ndim >= 2 and "emb" not in n]
-        rest = [p for n, p in self.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+        # weight decay on the weight matrices of Linear layers only: never on embeddings, norms or biases
+        decay = {id(m.weight) for m in self.net.modules() if isinstance(m, torch.nn.Linear)}
+        params = list(self.net.parameters())
+        opt = torch.optim.AdamW([{"params": [p for p in params if id(p) in decay], "weight_decay": cfg.weight_decay},
+                                 {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0}],
+                                lr=cfg.lr, betas=(0.9, 0.98))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = min(cfg.warmup_steps, total // 2)
 
@@ -124,3 +123,18 @@ class SeqRecModule(pl.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit_ranker(c: Candidates, gain: np.ndarray, d: DecodeConfig, k: int) -> tuple[Blend, np.ndarray]:
+    """The ranking stage fitted on all of the validation candidates, and validation lists that are cross-fitted:
+    each half of the users is ranked by a ranker fitted on the other half. Plain numpy and torch."""
+    blank = Blend(ranker_features(d), d.blend_hidden)
+    if not d.use_history:
+        ranker = Blend.by("model_logp")
+        return ranker, top_k(c, ranker.score(c), k)[0]
+    recs = np.empty((len(c.items), k), dtype=np.int64)
+    half = np.arange(len(c.items)) % 2 == 0
+    for part in (half, ~half):
+        other = blank.fit(c.rows(~part), gain[~part], d.blend_steps, d.blend_lr, d.blend_l2)
+        recs[part] = top_k(c.rows(part), other.score(c.rows(part)), k)[0]
+    return blank.fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2), recs

@@ -1,0 +1,121 @@
+"""A trained run, rebuilt one way: `Run.load(cfg)` is how predict.py, seqrec.evaluate, seqrec.similar and the
+service get the network, its ranking stage and the full config it was trained with (cleaning, baselines,
+features, decoding), from the run folder's config.yaml and best.ckpt.
+
+A command may change where data and outputs live, how lists are cut, served or re-ranked, and the device
+(ALLOWED); any other setting it gives that differs from the run's is refused, naming the key, because the
+network and its ranking stage were fitted on features computed that way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from seqrec.baselines import make_baseline
+from seqrec.config import Config, ModelConfig
+from seqrec.data.dataset import Dataset
+from seqrec.data.sequences import build_sequences
+from seqrec.inference.decode import Decoder, make_decoder
+from seqrec.inference.evidence import LogTables
+from seqrec.metrics import repeat_share
+from seqrec.models.features import event_features
+from seqrec.models.ranker import Blend, load_ranker
+from seqrec.models.sasrec import SASRec
+
+ALLOWED = ("data", "run", "submission", "eval", "split", "rerank", "serve", "similar", "seed", "ckpt", "overrides",
+           "model.name", "decode.batch_users", "decode.device", "train.accelerator", "train.devices",
+           "train.num_nodes", "train.num_workers", "train.progress_bar", "train.precision")
+"""Settings (or sections) a command may change about a trained run."""
+
+
+class RunError(ValueError):
+    """A run that cannot be used as asked; the message names the file or the setting and what to do."""
+
+
+def allowed(key: str) -> bool:
+    return any(key == a or key.startswith(a + ".") for a in ALLOWED)
+
+
+@dataclass
+class Run:
+    """The network, its ranking stage and the config they were trained with (plus the command's allowed changes)."""
+
+    cfg: Config
+    net: SASRec
+    ranker: Blend
+    catalog: str | None
+
+    @classmethod
+    def load(cls, cfg: Config) -> Run:
+        """The run in cfg.run.dir under the settings `cfg` was given (cfg.overrides)."""
+        run_dir = Path(cfg.run.dir)
+        saved, ckpt = run_dir / "config.yaml", cfg.run.best_ckpt
+        for path in (saved, ckpt):
+            if not path.exists():
+                raise RunError(f"{path} not found: train first with `python train.py run.dir={cfg.run.dir}`")
+        trained = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved))
+        given = OmegaConf.structured(cfg)
+        refused = []
+        for item in cfg.overrides:
+            key = item.split("=", 1)[0]
+            value = OmegaConf.select(given, key)
+            if allowed(key):
+                OmegaConf.update(trained, key, value, merge=False)
+            elif OmegaConf.select(trained, key) != value:
+                refused.append(f"{key}={OmegaConf.select(trained, key)} (given: {value})")
+        if refused:
+            raise RunError(f"{run_dir} was trained with {', '.join(refused)}: the network and its ranking stage "
+                           f"were fitted on features made that way; drop the override to use the run as trained, "
+                           f"or train a new run with it")
+        merged = OmegaConf.to_object(trained)
+        merged.overrides = list(cfg.overrides)
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            hp = state["hyper_parameters"]
+            net = SASRec(ModelConfig(**hp["model"]), hp["n_items"])
+            net.load_state_dict({k[len("net."):]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
+            ranker = load_ranker(state["ranker"])
+        except Exception as e:  # truncated, not a checkpoint, another shape: no model
+            raise RunError(f"{ckpt}: cannot load the trained model ({type(e).__name__}: {e}); retrain with "
+                           f"`python train.py run.dir={cfg.run.dir}`") from e
+        return cls(merged, net.eval().to(decode_device(merged)), ranker, hp.get("catalog"))
+
+    def check_catalog(self, ds: Dataset) -> None:
+        """Refuse a data set whose catalog is not the one the run was trained on."""
+        if self.net.n_items != ds.n_items or (self.catalog is not None and self.catalog != ds.catalog_id):
+            raise RunError(f"{self.cfg.run.dir} was trained on another catalog ({self.net.n_items:,} tracks) than "
+                           f"{self.cfg.data.dir} has ({ds.n_items:,}): use the data set the run was trained on")
+
+    def decoder(self, ds: Dataset, tables: LogTables | None = None) -> Decoder:
+        """The decoder of a history in `ds`, with the run's settings; `tables` default to ds's own log."""
+        self.check_catalog(ds)
+        seqs = build_sequences(ds.events, ds.n_users, self.cfg.clean.session_gap_min)
+        return make_decoder(ds, event_features(seqs, self.cfg.train.weight_mode), self.cfg,
+                            tables if tables is not None else LogTables.build(ds, self.cfg))
+
+    def recommend(self, ds: Dataset, users: np.ndarray, k: int) -> np.ndarray:
+        """(n, k) lists for `users` from their history in `ds`."""
+        recs = self.decoder(ds).topk(self.net, users, self.ranker, k)
+        rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
+        print(f"sasrec: lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
+        return recs
+
+
+def recommend(cfg: Config, ds: Dataset, users: np.ndarray, k: int, run: Run | None = None) -> np.ndarray:
+    """(n, k) lists for `users` from history `ds` by cfg.model.name: `sasrec` decodes the trained run (loaded from
+    cfg.run.dir unless given), anything else fits that baseline."""
+    if cfg.model.name == "sasrec":
+        return (run or Run.load(cfg)).recommend(ds, users, k)
+    return make_baseline(cfg.model.name, cfg.baselines, cfg.seed).fit(ds).recommend(users, k)[0]
+
+
+def decode_device(cfg: Config) -> str:
+    """decode.device, with auto meaning a GPU when there is one: the one rule for where a trained run decodes."""
+    if cfg.decode.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.decode.device
