@@ -22,10 +22,11 @@ import torch
 from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.blend import logp_only
-from seqrec.inference.decode import make_decoder
+from seqrec.inference.decode import make_decoder, ranker_features
+from seqrec.inference.evidence import LogTables
+from seqrec.models.features import event_features
+from seqrec.models.ranker import Blend
 from seqrec.models.sasrec import SASRec
-from seqrec.training.batches import event_features
 
 
 def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
@@ -33,7 +34,7 @@ def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
     ds = load_dataset(cfg.data, cfg.clean)
     seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
     t0 = time.perf_counter()
-    decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg)
+    decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(ds, cfg))
     setup_s = time.perf_counter() - t0
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -41,7 +42,8 @@ def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
     net = SASRec(cfg.model, ds.n_items).to(device)
     users = np.sort(np.random.default_rng(0).choice(ds.n_users, size=min(n_users, ds.n_users), replace=False))
     t0 = time.perf_counter()
-    recs = decoder.topk(net, users, logp_only(cfg.decode.blend_hidden), cfg.eval.k)
+    ranker = Blend(ranker_features(cfg.decode), cfg.decode.blend_hidden)  # costs what a fitted one does
+    recs = decoder.topk(net, users, ranker, cfg.eval.k)
     decode_s = time.perf_counter() - t0
     assert recs.shape == (len(users), cfg.eval.k)
     return {"users": len(users), "batch": batch, "setup_s": setup_s, "decode_s": decode_s,

@@ -5,7 +5,10 @@
 Reads DIR/history.parquet (user, item, ts: our internal indices) and DIR/users.parquet, fits SASRecModel
 (id embeddings only, its default softmax loss over the catalog unless --loss says otherwise), recommends
 top-k with filter_viewed on and off, and writes DIR/rectools_recs_{filtered,unfiltered}.parquet (user,
-item, rank) and DIR/rectools_side.json (timings). Imports nothing from seqrec: this venv has numpy<2.
+item, rank), DIR/rectools_embeddings.npz (the trained network's state of each scored user and its item
+embeddings, scored by dot product as RecTools does, so that its network can be decoded with seqrec's own
+candidates and ranking stage) and DIR/rectools_side.json (timings). Imports nothing from seqrec: this venv has
+numpy<2.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
@@ -91,6 +95,13 @@ def main() -> None:
         out[f"recommend_{name}_s"] = time.perf_counter() - t0
         recs = recs.rename(columns={Columns.User: "user", Columns.Item: "item", Columns.Rank: "rank"})
         recs[["user", "item", "rank"]].astype("int64").to_parquet(work / f"rectools_recs_{name}.parquet")
+    prep = model.data_preparator
+    rec = prep.transform_dataset_u2i(dataset, users)  # the scored users RecTools knows, in its internal order
+    user_emb, item_emb = model.lightning_model._get_user_item_embeddings(  # what its recommend() scores with
+        prep.get_dataloader_recommend(rec, a.batch_size), "cpu")
+    np.savez(work / "rectools_embeddings.npz", users=np.asarray(rec.user_id_map.external_ids, dtype=np.int64),
+             user_emb=user_emb.numpy(), items=np.asarray(prep.get_known_item_ids(), dtype=np.int64),
+             item_emb=item_emb[prep.n_item_extra_tokens:].numpy())
     out["peak_rss_self_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     tmp = work / f".rectools_side.json.{os.getpid()}"
     tmp.write_text(json.dumps(out, indent=2))

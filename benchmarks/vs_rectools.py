@@ -10,7 +10,18 @@ library in a fresh process at the same size (d_model 64, 2 blocks, 2 heads, max_
 dropout and epochs of configs/demo.yaml); peak memory is that process's max RSS (os.wait4), training and
 decoding included. Time per epoch = wall time from the first training epoch's start to the last one's end
 over the epochs run: ours includes its per-epoch validation (decoding the window's users and fitting the
-blend), shown apart as well. Both sides' top-50 lists are scored with seqrec.metrics on the same split.
+blend), shown apart as well.
+
+Headline rows compare like with like, both networks after their last epoch (same max_epochs; RecTools has no
+validation to pick another):
+  (a) network alone: each network's top-50 by its own scores over the tracks seqrec may recommend (same catalog
+      and skip masks), repeats allowed: ours is its last epoch's val/score_model_only, RecTools' network is
+      decoded from its user and item embeddings (dot products, as its recommend() scores);
+  (b) full pipeline: ours is its last epoch's cross-fitted val/score; RecTools' network gets the same re-listen
+      and transition candidates, the same named features and the same ranking stage, cross-fitted the same way.
+Context rows: our best epoch, our run decoded in-sample (ranker fitted on the scored window), and RecTools'
+own recommend() with filter_viewed on and off, the whole pipeline vs a bare network. Every list is scored with
+seqrec.metrics on the same split.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from epoch_timer import EpochTimer  # benchmarks/ is on the path: this file runs as a script
 
 import seqrec.train
@@ -35,8 +47,10 @@ from seqrec import PAD, metrics
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
-from seqrec.inference.recommend import sasrec_topk
+from seqrec.inference.decode import fit_ranker
 from seqrec.io import write_atomic
+from seqrec.models.ranker import Blend, Candidates, top_k
+from seqrec.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-rectools"
@@ -113,7 +127,7 @@ class ValidationTimer(EpochTimer):
 
 
 def run_ours(data_dir: Path, run_dir: Path, epochs: int | None, work: Path) -> None:
-    """Child process: train with seqrec.train.train, decode with sasrec_topk, save lists and timings."""
+    """Child process: train with seqrec.train.train, decode the run as predict.py does, save lists and timings."""
     cfg = demo_config(data_dir, run_dir, epochs)
     timer = ValidationTimer()
     build = seqrec.train.build_trainer
@@ -129,13 +143,13 @@ def run_ours(data_dir: Path, run_dir: Path, epochs: int | None, work: Path) -> N
     train_s = time.perf_counter() - t0
     split = load_split(cfg)
     t0 = time.perf_counter()
-    recs = sasrec_topk(cfg, split.history, split.users)
+    recs = Run.load(load_config([f"run.dir={run_dir}"])).recommend(split.history, split.users, cfg.eval.k)
     decode_s = time.perf_counter() - t0
     np.save(work / "ours_recs.npy", recs)
     best = max(timer.val, key=lambda m: m["val/score"])
     write_atomic(work / "ours.json", json.dumps({
         "train_s": train_s, "epochs": timer.epochs, "epochs_s": timer.end - timer.start, "val_s": timer.val_s,
-        "decode_s": decode_s, "best_val": best, "val": timer.val,
+        "decode_s": decode_s, "best_val": best, "last_val": timer.val[-1], "val": timer.val,
     }, indent=2))
 
 
@@ -212,63 +226,104 @@ def compare_one(label: str, data_dir: Path, epochs: int | None, work: Path, py_r
     return score_rows(label, split, work, cfg.eval.k)
 
 
+def rectools_network(split: Split, work: Path, run: Run, k: int) -> dict:
+    """RecTools' trained network decoded through seqrec's decoder of the same history: its top-k alone (same
+    masks as ours), and its log-probabilities as the model candidates and `model_logp` feature of our ranking
+    stage, cross-fitted as our validation does. Also how often its plain top-k from the saved embeddings matches
+    its own recommend(filter_viewed=False), a check that the embeddings are the ones it scores with."""
+    emb = np.load(work / "rectools_embeddings.npz")
+    row = {int(u): i for i, u in enumerate(emb["users"])}
+    missing = [int(u) for u in split.users if int(u) not in row]
+    if missing:
+        raise RuntimeError(f"{work}/rectools_embeddings.npz: {len(missing)} scored user(s) missing, e.g. {missing[:5]}")
+    user_emb, item_emb = torch.from_numpy(emb["user_emb"]).float(), torch.from_numpy(emb["item_emb"]).float()
+    items = torch.from_numpy(emb["items"])
+    decoder = run.decoder(split.history)
+    allowed = torch.as_tensor(np.array(decoder.allowed))
+    step = run.cfg.decode.batch_users
+    parts, plain = [], []
+    for lo in range(0, len(split.users), step):
+        users = split.users[lo: lo + step]
+        dots = user_emb[[row[int(u)] for u in users]] @ item_emb.T  # (B, known items), as RecTools scores
+        plain.append(items[torch.topk(dots, k, dim=1).indices].numpy())
+        logits = torch.full((len(users), split.history.n_items + 1), float("-inf"))
+        logits[:, items] = dots
+        parts.append(decoder.candidates_for(users, torch.log_softmax(logits.masked_fill(~allowed, float("-inf")),
+                                                                     dim=-1), k))
+    c = Candidates.concat(parts, parts[0].names)
+    _, crossfit = fit_ranker(c, split.truth.lookup(split.users, c.items), run.cfg.decode, k)
+    own = pd.read_parquet(work / "rectools_recs_unfiltered.parquet").sort_values(["user", "rank"])
+    own = own.groupby("user")["item"].agg(list).to_dict()
+    plain_lists = np.concatenate(plain)
+    agree = np.mean([len(set(own.get(int(u), [])) & set(r)) / k for u, r in zip(split.users, plain_lists, strict=True)])
+    return {"network": top_k(c, Blend.by("model_logp").score(c), k)[0], "pipeline": crossfit,
+            "embedding_agreement": float(agree)}
+
+
 def score_rows(label: str, split: Split, work: Path, k: int) -> list[dict]:
-    """Rows of one data set from what the two children left in `work`; headline rows are marked."""
+    """Rows of one data set from what the two children left in `work`: headline rows carry the group they
+    compare ("network" or "pipeline"), the others are context."""
     hist = split.history.events
     ours = json.loads((work / "ours.json").read_text())
     recs = np.load(work / "ours_recs.npy")
-    n_ep, best = ours["epochs"], ours["best_val"]
+    n_ep, best, last = ours["epochs"], ours["best_val"], ours["last_val"]
     targets = int(np.maximum(hist.groupby("user").size().to_numpy() - 1, 0).sum())
     base = {"seed": label, "library": "seqrec", "epochs": n_ep, "epoch_s": ours["epochs_s"] / n_ep,
             "epoch_s_no_val": (ours["epochs_s"] - ours["val_s"]) / n_ep, "train_targets_per_epoch": targets,
             "train_s": ours["train_s"], **json.loads((work / "ours_peak.json").read_text())}
-    rows = [
-        {**base, "config": "val/score of the best epoch (blend cross-fitted)", "score": best["val/score"],
-         "ndcg@50": best["val/ndcg@50"], "headline": True},
-        {**base, "config": "sasrec_topk, blend fitted on this window (in-sample)", **scores(recs, split),
-         "decode_s": ours["decode_s"]},
-        {**base, "config": "network alone, best epoch (val/score_model_only)",
-         "score": best["val/score_model_only"], "ndcg@50": None},
-    ]
     rt = json.loads((work / "rectools_side.json").read_text())
+    theirs = {"seed": label, "library": "rectools", "epochs": rt["epochs"], "epoch_s": rt["epochs_s"] / rt["epochs"],
+              "train_targets_per_epoch": rt["train_targets_per_epoch"], "fit_s": rt["fit_s"],
+              "known_items": rt["known_items"], **json.loads((work / "rectools_peak.json").read_text())}
+    net = rectools_network(split, work, Run.load(load_config([f"run.dir={work / 'run'}"])), k)
+    rows = [
+        {**base, "headline": "network", "config": f"network alone, last epoch ({n_ep}) (val/score_model_only)",
+         "score": last["val/score_model_only"], "ndcg@50": None},
+        {**theirs, "headline": "network", "config": f"network alone, last epoch ({rt['epochs']}), seqrec's masks",
+         **scores(net["network"], split), "embedding_agreement": net["embedding_agreement"]},
+        {**base, "headline": "pipeline", "config": f"full pipeline, last epoch ({n_ep}) (val/score, cross-fitted)",
+         "score": last["val/score"], "ndcg@50": last[f"val/ndcg@{k}"]},
+        {**theirs, "headline": "pipeline", "config": f"network, last epoch ({rt['epochs']}), + seqrec's candidates "
+         "and ranking stage (cross-fitted)", **scores(net["pipeline"], split)},
+        {**base, "config": "full pipeline, best epoch (val/score, cross-fitted)", "score": best["val/score"],
+         "ndcg@50": best[f"val/ndcg@{k}"]},
+        {**base, "config": "best epoch decoded as predict.py does (ranking stage fitted on this window: in-sample)",
+         **scores(recs, split), "decode_s": ours["decode_s"]},
+    ]
     popular = popularity(split)
     viewed = hist[hist["user"].isin(split.users)].groupby("user")["item"].agg(set).to_dict()
-    theirs = []
     for filt in (True, False):
         part = pd.read_parquet(work / f"rectools_recs_{'filtered' if filt else 'unfiltered'}.parquet")
         lists, padded = to_matrix(part, split.users, k, popular, viewed if filt else None)
-        theirs.append({"seed": label, "library": "rectools", "config": f"filter_viewed={filt}",
-                       **scores(lists, split), "epochs": rt["epochs"], "epoch_s": rt["epochs_s"] / rt["epochs"],
-                       "train_targets_per_epoch": rt["train_targets_per_epoch"], "padded_slots": padded,
-                       "fit_s": rt["fit_s"], "known_items": rt["known_items"],
-                       **json.loads((work / "rectools_peak.json").read_text())})
-    max(theirs, key=lambda r: r["score"])["headline"] = True
-    return rows + theirs
+        rows.append({**theirs, "config": f"own recommend(), filter_viewed={filt}", **scores(lists, split),
+                     "padded_slots": padded})
+    return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| seed | library: config | score | NDCG@50 | train s / epoch | peak GiB | train targets / epoch |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
+    lines = ["| seed | compares | library: config | score | NDCG@50 | train s / epoch | peak GiB | "
+             "train targets / epoch |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["seed"], {"network": 0, "pipeline": 1}.get(r.get("headline"), 2))):
         epoch = f"{r['epoch_s']:.1f}"
         if "epoch_s_no_val" in r:
             epoch += f" ({r['epoch_s_no_val']:.1f} without validation)"
-        best = " **(best)**" if r.get("headline") and r["library"] == "rectools" else ""
         ndcg = "-" if r["ndcg@50"] is None else f"{r['ndcg@50']:.4f}"
-        lines.append(f"| {r['seed']} | {r['library']}: {r['config']}{best} | {r['score']:.4f} | {ndcg} | {epoch} | "
-                     f"{r['peak_gib']:.2f} | {r['train_targets_per_epoch']:,} |")
+        lines.append(f"| {r['seed']} | {r.get('headline') or 'context'} | {r['library']}: {r['config']} | "
+                     f"{r['score']:.4f} | {ndcg} | {epoch} | {r['peak_gib']:.2f} | {r['train_targets_per_epoch']:,} |")
     return "\n".join(lines)
 
 
-def ratios(rows: list[dict]) -> tuple[float, float]:
-    """Mean over seeds of ours / theirs (headline rows): score, and time per epoch."""
-    s, t = [], []
+def ratios(rows: list[dict]) -> dict[str, float]:
+    """Means over seeds of ours / theirs: the score of each headline comparison, and time per epoch."""
+    out: dict[str, list[float]] = {"score_ratio_network": [], "score_ratio_pipeline": [], "time_ratio": []}
     for seed in dict.fromkeys(r["seed"] for r in rows):
-        ours, theirs = (next(r for r in rows if r["seed"] == seed and r["library"] == lib and r.get("headline"))
-                        for lib in ("seqrec", "rectools"))
-        s.append(ours["score"] / theirs["score"])
-        t.append(ours["epoch_s"] / theirs["epoch_s"])
-    return float(np.mean(s)), float(np.mean(t))
+        for group in ("network", "pipeline"):
+            ours, theirs = (next(r for r in rows if r["seed"] == seed and r["library"] == lib
+                                 and r.get("headline") == group) for lib in ("seqrec", "rectools"))
+            out[f"score_ratio_{group}"].append(ours["score"] / theirs["score"])
+        out["time_ratio"].append(ours["epoch_s"] / theirs["epoch_s"])
+    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 def main() -> None:
@@ -290,15 +345,18 @@ def main() -> None:
     rows = []
     for label, d in sets:
         rows += compare_one(label, d, a.epochs, work / label, py_rt)
-    score_ratio, time_ratio = ratios(rows)
-    write_atomic(a.out, json.dumps({"rows": rows, "score_ratio": score_ratio, "time_ratio": time_ratio,
-                                    "work": str(work)}, indent=2) + "\n")
+    r = ratios(rows)
+    write_atomic(a.out, json.dumps({"rows": rows, **r, "work": str(work)}, indent=2) + "\n")
     print(f"work folder {work}; rows also in {a.out}")
-    print("ours = seqrec's cross-fitted val/score of its best epoch; theirs = RecTools' better filter_viewed "
-          "setting; train s / epoch: first training epoch's start to last one's end, / epochs run (ours with "
-          "its per-epoch validation); ratios are means over seeds of the per-seed ratios")
+    print("headline: both networks after their last epoch, (network) alone under the same masks, (pipeline) "
+          "with seqrec's candidates and ranking stage, cross-fitted; train s / epoch: first training epoch's "
+          "start to last one's end, / epochs run (ours with its per-epoch validation); ratios are means over "
+          "seeds of the per-seed ratios")
     print(table(rows))
-    print(f"score_ratio={score_ratio:.3f} time_ratio={time_ratio:.3f}")
+    agree = [f"{r['seed']}: {r['embedding_agreement']:.3f}" for r in rows if "embedding_agreement" in r]
+    print(f"RecTools' top-k from its saved embeddings vs its own recommend(filter_viewed=False), share "
+          f"of items in common: {', '.join(agree)}")
+    print(" ".join(f"{k}={v:.3f}" for k, v in r.items()))
 
 
 if __name__ == "__main__":

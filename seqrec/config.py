@@ -60,9 +60,10 @@ class SplitConfig:
     cut: str | None = None
     """Start of the window; None means the last `window_days` days of the log."""
     min_window_events: int = 30
-    """Evaluate users with at least this many window plays (the contest scored regular listeners)."""
+    """Temporal mode: evaluate users with at least this many window plays (the contest scored regular listeners).
+    Future mode scores test.csv's users who have history, as the contest did."""
     max_users: int | None = 20000
-    """Evaluate a seeded sample of at most this many window users (None: all)."""
+    """Temporal mode: evaluate a seeded sample of at most this many window users (None: all)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("temporal", "future"):
@@ -373,12 +374,11 @@ class Config:
 _SHORTHANDS = {"model": "model.name", "item_id": "similar.item_id", "k": "similar.k", "port": "serve.port"}
 
 
-def load_config(overrides: list[str] | None = None, path: str | Path | None = None) -> Config:
-    """Defaults <- configs/default.yaml (or `path`) <- preset <- command-line overrides, type-checked."""
+def load_config(overrides: list[str] | None = None) -> Config:
+    """The dataclasses' defaults (the one source of them) <- presets <- command-line overrides, type-checked."""
     overrides = list(overrides or [])
     schema = OmegaConf.structured(Config)
-    path = Path(path) if path else CONFIG_DIR / "default.yaml"
-    layers = [OmegaConf.load(path)] if path.exists() else []
+    layers = []
     rest, given = [], []
     for item in overrides:
         if "=" not in item:

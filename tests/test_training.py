@@ -170,6 +170,25 @@ def test_bf16_training_step_on_gpu(tiny_synth, loss):
     assert module.net.item_emb.weight.grad.abs().sum() > 0
 
 
+def test_the_gpu_preset_runs_every_path_but_cuda_on_the_cpu(tiny_synth, tmp_path):
+    """preset=gpu shrunk to the tiny data, in bf16-mixed on the CPU, with loader worker processes and the
+    full-catalog loss: dtypes through scoring, losses and decoding, the workers, and the checkpoint round trip."""
+    run_dir, sub = tmp_path / "run", tmp_path / "submission.csv"
+    done = run("train.py", f"data.dir={tiny_synth}", f"run.dir={run_dir}", "preset=gpu", "train.accelerator=cpu",
+               "train.precision=bf16-mixed", "train.num_workers=2", "model.d_model=16", "model.max_len=20",
+               "train.max_epochs=1", f"train.limit_train_batches={STEPS}", "train.batch_size=16",
+               "train.loss_chunk=64", "split.min_window_events=1", "split.max_users=40", "decode.batch_users=64")
+    assert "bfloat16 Automatic Mixed Precision" in done.stdout + done.stderr
+    config = OmegaConf.load(run_dir / "config.yaml")
+    assert config.train.loss == "full" and config.train.num_workers == 2 and config.model.n_heads == 4
+    best = load_ckpt(run_dir / "checkpoints" / "best.ckpt")
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in best["state_dict"].values()
+               if v.is_floating_point())  # bf16 computes, fp32 weights are kept
+    predicted = run("predict.py", f"run.dir={run_dir}", f"submission={sub}")
+    assert f"wrote {sub}" in predicted.stdout and "future.csv score" in predicted.stdout
+    assert len(pd.read_csv(sub)) == 50 * len(pd.read_csv(tiny_synth / "test.csv"))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16-mixed training needs CUDA")
 def test_train_py_runs_bf16_mixed_on_gpu(tiny_synth, tmp_path):
     for loss in ("full", "sampled"):

@@ -38,29 +38,38 @@ class Decoder:
         """Model top tracks (at least k of them, so a long list can be made of the model's alone), plus the user's
         history and what follows their favourites, batched on the model's device."""
         model.eval()
-        device = next(model.parameters()).device
-        allowed = torch.tensor(self.allowed, device=device)
-        parts = []
-        for i in range(0, len(users), self.cfg.batch_users):
-            u = users[i:i + self.cfg.batch_users]
-            x = {n: t.to(device) for n, t in history_inputs(self.feats, u, model.cfg.max_len).items()}
-            h = model(**x)[:, -1]  # (B, D) state after the last event
-            logits = model.logits(h, model.repeat_bias(x["item"], x["frac"], last_only=True), allowed=allowed)
-            if self.blocked is not None:
-                logits = logits.masked_fill(_dense(self.blocked[u], device) > 0, float("-inf"))
-            logp = torch.log_softmax(logits, dim=-1)  # (B, V) over the tracks that may be recommended
-            n_top = min(max(self.cfg.n_model_candidates, k), logp.shape[1])  # a catalog may be smaller
-            top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
-            nxt, fav = self.evidence.transition_scores(u)
-            if self.cfg.use_history:
-                items, mask = merge_candidates(top, self.evidence.history_items(u, self.cfg.n_history_candidates),
-                                               sparse_topk(fav, self.cfg.n_transition_candidates)[0])
-            else:
-                items, mask = merge_candidates(top)
-            lp = torch.gather(logp, 1, torch.as_tensor(items, device=device)).float().cpu().numpy()  # (B, C)
-            mask &= np.isfinite(lp)  # masked tracks stay out, history included
-            parts.append(self.evidence.candidates(u, items, mask, lp, nxt, fav))
+        parts = [self.candidates_for(u, self.model_logp(model, u), k)
+                 for u in np.array_split(users, range(self.cfg.batch_users, len(users), self.cfg.batch_users))
+                 if len(u)]
         return Candidates.concat(parts, FEATURES)
+
+    def model_logp(self, model: SASRec, users: np.ndarray) -> torch.Tensor:
+        """(B, V) the network's log-probabilities of the tracks that may be recommended (-inf elsewhere)."""
+        device = next(model.parameters()).device
+        x = {n: t.to(device) for n, t in history_inputs(self.feats, users, model.cfg.max_len).items()}
+        h = model(**x)[:, -1]  # (B, D) state after the last event
+        logits = model.logits(h, model.repeat_bias(x["item"], x["frac"], last_only=True),
+                              allowed=torch.tensor(self.allowed, device=device))
+        return torch.log_softmax(logits, dim=-1)
+
+    @torch.no_grad()
+    def candidates_for(self, users: np.ndarray, logp: torch.Tensor, k: int = 0) -> Candidates:
+        """The candidates of `users` given a scorer's (B, V) log-probabilities over the catalog: its top tracks,
+        the users' history and what follows their favourites, without the user's blocked tracks."""
+        device = logp.device
+        if self.blocked is not None:
+            logp = logp.masked_fill(_dense(self.blocked[users], device) > 0, float("-inf"))
+        n_top = min(max(self.cfg.n_model_candidates, k), logp.shape[1])  # a catalog may be smaller
+        top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
+        nxt, fav = self.evidence.transition_scores(users)
+        if self.cfg.use_history:
+            items, mask = merge_candidates(top, self.evidence.history_items(users, self.cfg.n_history_candidates),
+                                           sparse_topk(fav, self.cfg.n_transition_candidates)[0])
+        else:
+            items, mask = merge_candidates(top)
+        lp = torch.gather(logp, 1, torch.as_tensor(items, device=device)).float().cpu().numpy()  # (B, C)
+        mask &= np.isfinite(lp)  # masked tracks stay out, history included
+        return self.evidence.candidates(users, items, mask, lp, nxt, fav)
 
     def topk(self, model: SASRec, users: np.ndarray, ranker: Blend, k: int) -> np.ndarray:
         """(n, k) best candidates by the ranking stage."""
@@ -95,6 +104,21 @@ def ranker_features(cfg: DecodeConfig) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"decode.drop_features: unknown {sorted(unknown)}; features are {list(FEATURES)}")
     return tuple(f for f in FEATURES if f not in cfg.drop_features)
+
+
+def fit_ranker(c: Candidates, gain: np.ndarray, d: DecodeConfig, k: int) -> tuple[Blend, np.ndarray]:
+    """The ranking stage fitted on all of the validation candidates, and validation lists that are cross-fitted:
+    each half of the users is ranked by a ranker fitted on the other half. Plain numpy and torch."""
+    blank = Blend(ranker_features(d), d.blend_hidden)
+    if not d.use_history:
+        ranker = Blend.by("model_logp")
+        return ranker, top_k(c, ranker.score(c), k)[0]
+    recs = np.empty((len(c.items), k), dtype=np.int64)
+    half = np.arange(len(c.items)) % 2 == 0
+    for part in (half, ~half):
+        other = blank.fit(c.rows(~part), gain[~part], d.blend_steps, d.blend_lr, d.blend_l2)
+        recs[part] = top_k(c.rows(part), other.score(c.rows(part)), k)[0]
+    return blank.fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2), recs
 
 
 def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 
 from seqrec import PAD, metrics
 from seqrec.config import DecodeConfig, ModelConfig, TrainConfig
-from seqrec.inference.decode import ranker_features
+from seqrec.inference.decode import fit_ranker
 from seqrec.models.features import INPUT
 from seqrec.models.ranker import Blend, Candidates, load_ranker, top_k
 from seqrec.models.sasrec import SASRec
@@ -124,17 +124,3 @@ class SeqRecModule(pl.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-
-def fit_ranker(c: Candidates, gain: np.ndarray, d: DecodeConfig, k: int) -> tuple[Blend, np.ndarray]:
-    """The ranking stage fitted on all of the validation candidates, and validation lists that are cross-fitted:
-    each half of the users is ranked by a ranker fitted on the other half. Plain numpy and torch."""
-    blank = Blend(ranker_features(d), d.blend_hidden)
-    if not d.use_history:
-        ranker = Blend.by("model_logp")
-        return ranker, top_k(c, ranker.score(c), k)[0]
-    recs = np.empty((len(c.items), k), dtype=np.int64)
-    half = np.arange(len(c.items)) % 2 == 0
-    for part in (half, ~half):
-        other = blank.fit(c.rows(~part), gain[~part], d.blend_steps, d.blend_lr, d.blend_l2)
-        recs[part] = top_k(c.rows(part), other.score(c.rows(part)), k)[0]
-    return blank.fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2), recs

@@ -1,0 +1,66 @@
+"""Layers point down: every import between seqrec's packages goes to a lower level, so there is no cycle."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "seqrec"
+LEVELS = {
+    "seqrec": 0, "seqrec.config": 0, "seqrec.io": 0,
+    "seqrec.metrics": 1, "seqrec.topk": 1,
+    "seqrec.data": 2,
+    "seqrec.baselines": 3,
+    "seqrec.models": 4,  # the model contract: network, per-event inputs, ranking stage
+    "seqrec.inference": 5,  # evidence, candidates and decoding; never training
+    "seqrec.training": 6, "seqrec.run": 6, "seqrec.report": 6, "seqrec.validate": 6,
+    "seqrec.train": 7, "seqrec.evaluate": 7, "seqrec.similar": 7, "seqrec.synth": 7,
+    "seqrec.predict": 8, "seqrec.serve": 8,
+}
+"""Every module's layer (a package's modules share its layer)."""
+NO_LIGHTNING = ("seqrec.models", "seqrec.inference", "seqrec.run", "seqrec.serve")
+
+
+def unit(module: str) -> str:
+    """The package (or top-level module) a module belongs to."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def imports() -> dict[str, set[str]]:
+    """module -> every seqrec module or third-party top-level package it imports."""
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        out[name] = found
+    return out
+
+
+IMPORTS = imports()
+
+
+@pytest.mark.parametrize("module", sorted(IMPORTS))
+def test_every_import_goes_down(module):
+    level = LEVELS.get(unit(module))
+    assert level is not None, f"{module}: give its package a layer in LEVELS"
+    for target in sorted(t for t in IMPORTS[module] if t.startswith("seqrec")):
+        if unit(target) == unit(module):
+            continue
+        assert LEVELS[unit(target)] < level, f"{module} (layer {level}) imports {target} (layer {LEVELS[unit(target)]})"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in IMPORTS if unit(m) in NO_LIGHTNING))
+def test_the_model_inference_and_service_run_without_lightning(module):
+    assert not any(t.split(".")[0] in ("pytorch_lightning", "lightning") for t in IMPORTS[module]), module
+
+
+def test_the_walk_sees_the_packages_it_judges():
+    assert {"seqrec.models.sasrec", "seqrec.inference.decode", "seqrec.training.module", "seqrec.run"} <= set(IMPORTS)
+    assert "seqrec.inference.decode" in IMPORTS["seqrec.run"]  # imports are read, not guessed

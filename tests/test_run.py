@@ -1,0 +1,87 @@
+"""A trained run is rebuilt one way (Run.load): with the settings it was trained with, whatever the command line
+leaves at its defaults. predict.py then decodes exactly as validation did, a setting that would change the
+features is refused, and the service returns predict.py's lists."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from seqrec.config import load_config
+from seqrec.data.dataset import load_dataset
+from seqrec.data.sequences import build_sequences
+from seqrec.data.split import make_split
+from seqrec.inference.decode import make_decoder
+from seqrec.inference.evidence import LogTables
+from seqrec.models.features import event_features
+from seqrec.predict import predict
+from seqrec.run import Run, RunError
+from seqrec.serve.app import create_app
+from seqrec.train import train
+from seqrec.training.datamodule import SeqDataModule
+
+TRAIN = [
+    "preset=demo", "train.max_epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
+    "train.n_negatives=64", "model.d_model=16", "model.max_len=20", "split.min_window_events=1",
+    "split.max_users=40", "decode.blend_hidden=8", "train.progress_bar=false",
+]
+NOT_DEFAULT = ["clean.session_gap_min=10", "clean.max_duration_ratio=3", "baselines.relisten_half_life_days=10",
+               "baselines.transitions_last_n=5", "decode.short_half_life_days=3"]
+K = 50
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_synth, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(load_config([f"data.dir={tiny_synth}", f"run.dir={run}", *TRAIN, *NOT_DEFAULT]))
+    finally:
+        torch.set_num_threads(threads)
+    return run
+
+
+def test_a_run_keeps_its_own_settings_when_the_command_line_gives_none(run_dir, tiny_synth):
+    run = Run.load(load_config([f"run.dir={run_dir}"]))
+    assert run.cfg.clean.session_gap_min == 10 and run.cfg.baselines.relisten_half_life_days == 10
+    assert run.cfg.decode.short_half_life_days == 3 and run.cfg.model.d_model == 16
+    assert run.cfg.data.dir == str(tiny_synth)
+
+
+def test_predict_with_defaults_decodes_as_validation_did(run_dir, tiny_synth):
+    run = Run.load(load_config([f"data.dir={tiny_synth}", f"run.dir={run_dir}"]))
+    cfg = run.cfg
+    split = make_split(load_dataset(cfg.data, cfg.clean), cfg.split, cfg.seed)
+    validation = SeqDataModule(split, cfg).decoder  # the decoder training validated with
+    want = validation.topk(run.net, split.users, run.ranker, K)
+    np.testing.assert_array_equal(run.recommend(split.history, split.users, K), want)
+    # The settings matter: the command line's defaults would have decoded other lists.
+    plain = load_config([f"data.dir={tiny_synth}", *TRAIN])
+    seqs = build_sequences(split.history.events, split.history.n_users, plain.clean.session_gap_min)
+    other = make_decoder(split.history, event_features(seqs, plain.train.weight_mode), plain,
+                         LogTables.build(split.history, plain)).topk(run.net, split.users, run.ranker, K)
+    assert (other != want).any()
+
+
+def test_a_setting_that_changes_the_features_is_refused_by_name(run_dir, tiny_synth, tmp_path):
+    given = load_config([f"data.dir={tiny_synth}", f"run.dir={run_dir}", "clean.session_gap_min=30",
+                         f"submission={tmp_path / 's.csv'}"])
+    with pytest.raises(RunError, match=r"clean.session_gap_min=10.0 \(given: 30.0\)"):
+        predict(given)
+    assert not (tmp_path / "s.csv").exists()
+    ok = load_config([f"run.dir={run_dir}", "decode.batch_users=7", "eval.k=20", f"submission={tmp_path / 's.csv'}"])
+    run = Run.load(ok)  # what may differ: batch sizes, outputs, k, device
+    assert run.cfg.decode.batch_users == 7 and run.cfg.eval.k == 20
+
+
+def test_the_service_returns_predict_pys_lists(run_dir, tmp_path):
+    sub = tmp_path / "submission.csv"
+    predict(load_config([f"run.dir={run_dir}", f"submission={sub}"]))
+    lists = pd.read_csv(sub).sort_values(["user_id", "rank"]).groupby("user_id")["item_id"].apply(list)
+    cfg = load_config([f"run.dir={run_dir}", f"serve.db={tmp_path / 'events.sqlite'}"])
+    with TestClient(create_app(cfg)) as client:
+        for user_id, items in lists.head(5).items():
+            body = client.get(f"/recommendations/{user_id}?k={K}").json()
+            assert [it["item_id"] for it in body["items"]] == items

@@ -1,0 +1,118 @@
+"""Scores exist once: the full loss, the sampled loss's candidate logits and the decoder's log-probabilities all
+agree with SASRec.logits on the same batch."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqrec import PAD
+from seqrec.config import ModelConfig, load_config
+from seqrec.data.sequences import build_sequences
+from seqrec.inference.decode import make_decoder
+from seqrec.inference.evidence import MIN_LOGP, LogTables
+from seqrec.models.features import INPUT, event_features, history_inputs
+from seqrec.models.sasrec import SASRec
+from seqrec.training.losses import sampled_logits, weighted_ce
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+V = 10
+ITEM = torch.tensor([[PAD, 3, 5, 3, 7, 2], [4, 4, 9, 2, 9, 10]])  # (B, T): repeats and left padding
+FRAC = torch.tensor([[0, 6, 2, 6, 5, 6], [6, 3, 6, 6, 2, 6]])
+TARGET = torch.tensor([3, 5, 3, 7, 2, 8, 4, 9, 2, 9, 10, 1])  # the next item of each position
+W = torch.tensor([0, 1, .5, 1, .75, 1, 1, 0, 1, .25, 1, 1])
+
+
+@pytest.fixture
+def net() -> SASRec:
+    torch.manual_seed(0)
+    m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=6, dropout=0.0, use_gap=False,
+                           use_session=False), V)
+    with torch.no_grad():
+        m.repeat.weight.normal_()  # zero at init: make the re-listen bias count
+    return m.eval()
+
+
+def test_the_forms_of_logits_agree_with_the_whole_catalog(net):
+    h = net(ITEM, frac=FRAC)  # (B, T, D)
+    rep = net.repeat_bias(ITEM, FRAC)
+    full = net.logits(h.flatten(0, 1), rep)  # (N, V + 1)
+    assert torch.isneginf(full[:, PAD]).all()
+    shared = torch.tensor([1, 4, 9])
+    torch.testing.assert_close(net.logits(h.flatten(0, 1), rep, shared), full[:, shared])
+    per_row = net.logits(h, rep, ITEM)  # (B, T, T): each row's own window
+    for b in range(2):
+        for t in range(6):
+            cols = ITEM[b]
+            want = full[b * 6 + t, cols].masked_fill(cols == PAD, float("-inf"))
+            torch.testing.assert_close(per_row[b, t], want)
+    allowed = torch.ones(V + 1, dtype=torch.bool)
+    allowed[[2, 7]] = False
+    masked = net.logits(h.flatten(0, 1), rep, allowed=allowed)
+    assert torch.isneginf(masked[:, [2, 7]]).all()
+    torch.testing.assert_close(masked[:, [1, 3]], full[:, [1, 3]])
+
+
+def test_the_full_loss_is_the_cross_entropy_of_logits(net):
+    h = net(ITEM, frac=FRAC).flatten(0, 1)
+    rep = net.repeat_bias(ITEM, FRAC)
+    full = net.logits(h, rep)
+    keep = W > 0
+    want = (W[keep] * F.cross_entropy(full[keep], TARGET[keep], reduction="none")).sum() / W[keep].sum()
+    for chunk in (1, 4, 100):
+        torch.testing.assert_close(weighted_ce(net, h, TARGET, W, chunk, rep), want)
+
+
+@torch.no_grad()
+def test_the_sampled_loss_scores_its_candidates_with_logits(net):
+    h = net(ITEM, frac=FRAC)
+    rep = net.repeat_bias(ITEM, FRAC)
+    full = net.logits(h.flatten(0, 1), rep)
+    plain = net.logits(h.flatten(0, 1))  # no re-listen bias: how negatives are scored
+    negatives = torch.tensor([1, 6, 8, 3])
+    log_q = torch.log(torch.linspace(1, 2, V + 1) / torch.linspace(1, 2, V + 1).sum())
+    corr = log_q + math.log(len(negatives))
+    got = sampled_logits(net, h, ITEM, TARGET, negatives, log_q, rep).detach()  # (N, 1 + T + M)
+    T = ITEM.shape[1]
+    for r in range(len(TARGET)):
+        window = rep.items[r][rep.latest[r]].tolist()
+        t = int(TARGET[r])
+        assert got[r, 0] == pytest.approx(float(full[r, t] - (0 if t in window else corr[t])), abs=1e-5)
+        for j in range(T):  # the window's columns: its distinct items, bias included, the target masked
+            item = int(rep.items[r, j])
+            if rep.latest[r, j] and item != t:
+                assert got[r, 1 + j] == pytest.approx(float(full[r, item]), abs=1e-5)
+            else:
+                assert torch.isneginf(got[r, 1 + j])
+        for m, n in enumerate(negatives.tolist()):
+            col = got[r, 1 + T + m]
+            if n == t or n in window:
+                assert torch.isneginf(col)
+            else:
+                assert col == pytest.approx(float(plain[r, n] - corr[n]), abs=1e-5)
+
+
+def test_decoding_reads_the_models_log_probabilities_from_logits(make_dataset):
+    events = [(u, i, f"2025-03-01 {10 + k:02d}:00:00", f) for u, seq in enumerate([[1, 3, 3, 5], [2, 4, 6, 2, 7]])
+              for k, (i, f) in enumerate(zip(seq, [1.0, 0.6, 1.0, 0.3, 1.0], strict=False))]
+    ds = make_dataset(events, n_items=V, n_users=2, invalid=(8,))
+    cfg = load_config(["model.d_model=8", "model.n_heads=2", "model.n_blocks=1", "model.max_len=6",
+                       "decode.n_model_candidates=5", "decode.n_history_candidates=5"])
+    torch.manual_seed(0)
+    net = SASRec(cfg.model, V).eval()
+    feats = event_features(build_sequences(ds.events, 2, cfg.clean.session_gap_min), cfg.train.weight_mode)
+    users = np.array([0, 1])
+    c = make_decoder(ds, feats, cfg, LogTables.build(ds, cfg)).candidates(net, users)
+    x = history_inputs(feats, users, cfg.model.max_len)
+    with torch.no_grad():
+        h = net(x["item"], **{n: x[n] for n in INPUT})[:, -1]
+        allowed = torch.tensor(ds.items["valid"].to_numpy())
+        logp = torch.log_softmax(net.logits(h, net.repeat_bias(x["item"], x["frac"], last_only=True),
+                                            allowed=allowed), -1).numpy()
+    got = c.columns(("model_logp",))[..., 0]
+    want = np.maximum(np.take_along_axis(logp, c.items, 1), MIN_LOGP)
+    np.testing.assert_allclose(got[c.mask], want[c.mask], rtol=1e-5)
+    assert not c.mask[c.items == 8].any()  # a track without a length is no candidate
