@@ -23,7 +23,7 @@ from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.inference.decode import make_decoder, ranker_features
-from seqrec.inference.evidence import LogTables
+from seqrec.inference.evidence import BLEND_FEATURES, LogTables
 from seqrec.models.features import event_features
 from seqrec.models.ranker import Blend
 from seqrec.models.sasrec import SASRec
@@ -42,7 +42,7 @@ def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
     net = SASRec(cfg.model, ds.n_items).to(device)
     users = np.sort(np.random.default_rng(0).choice(ds.n_users, size=min(n_users, ds.n_users), replace=False))
     t0 = time.perf_counter()
-    ranker = Blend(ranker_features(cfg.decode), cfg.decode.blend_hidden)  # costs what a fitted one does
+    ranker = Blend(ranker_features(cfg.decode, BLEND_FEATURES), cfg.decode.blend_hidden)  # costs a fitted blend's
     recs = decoder.topk(net, users, ranker, cfg.eval.k)
     decode_s = time.perf_counter() - t0
     assert recs.shape == (len(users), cfg.eval.k)

@@ -251,7 +251,7 @@ def rectools_network(split: Split, work: Path, run: Run, k: int) -> dict:
         parts.append(decoder.candidates_for(users, torch.log_softmax(logits.masked_fill(~allowed, float("-inf")),
                                                                      dim=-1), k))
     c = Candidates.concat(parts, parts[0].names)
-    _, crossfit = fit_ranker(c, split.truth.lookup(split.users, c.items), run.cfg.decode, k)
+    _, crossfit = fit_ranker(c, split.truth.lookup(split.users, c.items), run.cfg.decode, run.cfg.rank, k)
     own = pd.read_parquet(work / "rectools_recs_unfiltered.parquet").sort_values(["user", "rank"])
     own = own.groupby("user")["item"].agg(list).to_dict()
     plain_lists = np.concatenate(plain)

@@ -112,6 +112,26 @@ class EvalConfig:
     """Models in the table."""
     out: str = "reports/eval"
     """Where the markdown and JSON tables go."""
+    cutoffs: list[int] = field(default_factory=lambda: [3, 10])
+    """precision@c, MAP@c and hit rate@c are reported at these c and at k."""
+
+
+@dataclass
+class MetricConfig:
+    """How the contest metric reads the window (the contest text leaves these open; defaults: its wording)."""
+
+    fraction: str = "longest"
+    """A track's listened fraction: its `longest` single listen, or the `sum` of its listens, capped at 1."""
+    rounding: str = "floor"
+    """The fraction to a quarter: `floor` or `round`."""
+    normalise: str = "k"
+    """A user's sum of quarters over `k` (50) or over min(k, the user's distinct window tracks) (`window`)."""
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("fraction", ("longest", "sum")), ("rounding", ("floor", "round")),
+                              ("normalise", ("k", "window"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"metric.{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -209,7 +229,11 @@ class DecodeConfig:
     n_history_candidates: int = 200
     """The user's best tracks by re-listen score that enter the blend."""
     n_transition_candidates: int = 60
-    """Tracks that usually follow the user's favourites that enter the blend."""
+    """Tracks that usually follow the user's favourites that enter the ranking."""
+    n_next_candidates: int = 0
+    """Tracks that usually follow the user's last plays (`baselines.transitions_last_n`) that enter the ranking."""
+    n_artist_candidates: int = 0
+    """Tracks of the user's artists, by the user's share of the artist and the track's recent listeners."""
     short_half_life_days: float = 7.0
     """Half-life of the short-memory re-listen feature (the long one is baselines.relisten_half_life_days)."""
     blend_hidden: int = 32
@@ -221,7 +245,7 @@ class DecodeConfig:
     blend_lr: float = 0.05
     """Adam learning rate of the blend fit (60 steps at 0.05 score as 300 at 0.01, 5x faster)."""
     drop_features: list[str] = field(default_factory=list)
-    """Blend features to leave out (for ablations), by name from seqrec.inference.evidence.FEATURES."""
+    """Ranker features to leave out (for ablations), by name from seqrec.inference.evidence.FEATURES."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256
@@ -236,6 +260,38 @@ class DecodeConfig:
         if self.blend_steps < 1 or self.blend_lr <= 0:
             raise ValueError(f"decode.blend_steps must be >= 1 and decode.blend_lr > 0, got {self.blend_steps} "
                              f"and {self.blend_lr}")
+
+
+@dataclass
+class RankConfig:
+    """The ranking stage over the decoder's candidates, fitted on the validation window."""
+
+    model: str = "gbdt"
+    """`gbdt`: LightGBM over every named feature (FEATURES); `blend`: the small MLP over BLEND_FEATURES."""
+    objective: str = "xentropy"
+    """LightGBM objective: `xentropy` (pointwise, the window's quarter as a soft label) or `lambdarank`."""
+    trees: int = 300
+    """Boosting rounds."""
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.8
+    """Share of the features each tree sees."""
+    negative_share: float = 1.0
+    """Share of the candidates the user did not play that a pointwise (`xentropy`) fit keeps, drawn seeded: most
+    candidates are negatives, and fewer of them fit faster."""
+    threads: int = 0
+    """LightGBM threads (0: its default, one per core)."""
+
+    def __post_init__(self) -> None:
+        if self.model not in ("gbdt", "blend"):
+            raise ValueError(f"rank.model must be gbdt or blend, got {self.model!r}")
+        if self.objective not in ("xentropy", "lambdarank"):
+            raise ValueError(f"rank.objective must be xentropy or lambdarank, got {self.objective!r}")
+        if self.trees < 1 or self.learning_rate <= 0 or self.num_leaves < 2 or not 0 < self.feature_fraction <= 1 \
+                or not 0 < self.negative_share <= 1:
+            raise ValueError("rank.trees >= 1, rank.learning_rate > 0, rank.num_leaves >= 2, "
+                             "0 < rank.feature_fraction <= 1 and 0 < rank.negative_share <= 1 are required")
 
 
 @dataclass
@@ -356,6 +412,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
     run: RunConfig = field(default_factory=RunConfig)
     similar: SimilarConfig = field(default_factory=SimilarConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)

@@ -5,6 +5,7 @@ python -m seqrec.evaluate data.dir=DIR [split.mode=future] [eval.models=[reliste
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -42,6 +43,25 @@ def list_metrics(recs: np.ndarray, split: Split) -> dict[str, float]:
     }
 
 
+def readings(recs: np.ndarray, split: Split) -> dict[str, float]:
+    """The contest score of the lists under every reading of its text (fraction / rounding / normalisation)."""
+    w = split.window
+    duration = split.history.items["track_duration"].to_numpy(np.float64)
+    out = {}
+    for f, r, n in itertools.product(metrics.FRACTIONS, metrics.ROUNDINGS, metrics.NORMALISATIONS):
+        truth = metrics.build_truth(w["user"].to_numpy(), w["item"].to_numpy(), w["duration"].to_numpy(), duration,
+                                    f, r, n)
+        out[f"{f}/{r}/{n}"] = metrics.competition_score(recs, split.users, truth)
+    return out
+
+
+def extra_metrics(recs: np.ndarray, split: Split, cutoffs: list[int]) -> dict[str, float]:
+    """precision, MAP and hit rate at the cutoffs and at k, and the score under every reading of the metric."""
+    k = recs.shape[1]
+    return {**metrics.at_cutoffs(recs, split.users, split.truth, sorted({*cutoffs, k})),
+            **{f"score {name}": v for name, v in readings(recs, split).items()}}
+
+
 def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False, run: Run | None = None
                    ) -> dict[str, float]:
     """Fit one baseline (or decode the trained SASRec run) on the split's history and score its lists;
@@ -57,12 +77,14 @@ def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False, r
         recs = model.recommend(split.users, n)[0]
     if rerank:  # by rank, as predict.py does: model scores are not on one scale
         recs = rerank_dataset(recs, split.history, cfg.rerank, k)
-    return {**list_metrics(recs, split), "fit_s": fit_s, "predict_s": time.perf_counter() - t0 - fit_s}
+    predict_s = time.perf_counter() - t0 - fit_s
+    return {**list_metrics(recs, split), "fit_s": fit_s, "predict_s": predict_s,
+            **extra_metrics(recs, split, cfg.eval.cutoffs)}
 
 
-def markdown_table(rows: dict[str, dict[str, float]], k: int) -> str:
-    """One row per model, the columns of `columns(k)`."""
-    cols = columns(k)
+def markdown_table(rows: dict[str, dict[str, float]], k: int, cols: list[str] | None = None) -> str:
+    """One row per model, the columns `cols` (default: `columns(k)`)."""
+    cols = cols or columns(k)
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in rows.items():
         cells = [f"{row[c]:.1f}" if c.endswith("_s") else f"{row[c]:.4f}" for c in cols]
@@ -88,6 +110,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         rep["summary"] = {"mode": cfg.split.mode, "users": len(split.users), "best": best,
                           **{f"score {name}": row["score"] for name, row in rows.items()}}
     table = markdown_table(rows, cfg.eval.k)
+    first = next(iter(rows.values()))
+    at_k = [c for c in first if c.split("@")[0] in ("precision", "map", "hit")]
+    table += ("\n\nAt cutoffs (relevant: listened at least a quarter in the window):\n\n"
+              + markdown_table(rows, cfg.eval.k, at_k))
+    table += (f"\n\nThe score under every reading of the contest text (fraction / rounding / normalisation; this "
+              f"table's `score` is {cfg.metric.fraction}/{cfg.metric.rounding}/{cfg.metric.normalise}):\n\n"
+              + markdown_table(rows, cfg.eval.k, [c for c in first if c.startswith("score ")]))
     out = Path(cfg.eval.out)
     write_atomic(out / f"{cfg.split.mode}.md", table + "\n")
     write_atomic(out / f"{cfg.split.mode}.json", json.dumps(rows, indent=2) + "\n")

@@ -9,11 +9,17 @@ import numpy as np
 # Padding item index: fills short lists, never a real item, never in any truth.
 from seqrec import PAD
 
+FRACTIONS, ROUNDINGS, NORMALISATIONS = ("longest", "sum"), ("floor", "round"), ("k", "window")
+"""The contest text's open points: a track's window listening is its longest single listen or the sum of its
+listens (capped at 1), floored or rounded to a quarter; a user's sum is divided by k or by min(k, distinct tracks
+the user played in the window). The first of each is the official wording and our default."""
 
-def quarter(frac: np.ndarray) -> np.ndarray:
-    """Listened fraction floored to a quarter in [0, 1]; NaN/negative -> 0, >1 -> 1."""
+
+def quarter(frac: np.ndarray, rounding: str = "floor") -> np.ndarray:
+    """Listened fraction floored (or rounded) to a quarter in [0, 1]; NaN/negative -> 0, >1 -> 1."""
     frac = np.nan_to_num(np.asarray(frac, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-    return (np.floor(np.clip(frac, 0.0, 1.0) * 4.0) / 4.0).astype(np.float32)
+    q = np.clip(frac, 0.0, 1.0) * 4.0
+    return ((np.floor(q) if rounding == "floor" else np.floor(q + 0.5)) / 4.0).astype(np.float32)
 
 
 def _find(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +100,8 @@ class Truth:
     """int64 (m,) item indices 1..n_items."""
     gain: np.ndarray
     """float32 (m,) quarter of min(1, max listened / duration); 0 if the duration is unknown."""
+    normalise: str = "k"
+    """A user's sum of gains is divided by k (`k`) or by min(k, the user's distinct window tracks) (`window`)."""
     _stride: int = field(init=False, repr=False)
     _keys: np.ndarray = field(init=False, repr=False)
 
@@ -140,9 +148,14 @@ class Truth:
 
 
 def build_truth(
-    users: np.ndarray, items: np.ndarray, listened: np.ndarray, track_duration: np.ndarray
+    users: np.ndarray, items: np.ndarray, listened: np.ndarray, track_duration: np.ndarray,
+    fraction: str = "longest", rounding: str = "floor", normalise: str = "k",
 ) -> Truth:
-    """Truth from raw window events: max listened seconds per (user, item) over the track's duration."""
+    """Truth from raw window events: the longest listen (or the sum of listens) per (user, item) over the track's
+    duration, to a quarter (FRACTIONS, ROUNDINGS, NORMALISATIONS)."""
+    if fraction not in FRACTIONS or rounding not in ROUNDINGS or normalise not in NORMALISATIONS:
+        raise ValueError(f"metric readings: fraction in {FRACTIONS}, rounding in {ROUNDINGS}, normalise in "
+                         f"{NORMALISATIONS}; got {fraction!r}, {rounding!r}, {normalise!r}")
     users = np.asarray(users).astype(np.int64, copy=False)
     items = np.asarray(items).astype(np.int64, copy=False)
     listened = np.asarray(listened, dtype=np.float64)
@@ -161,27 +174,32 @@ def build_truth(
     if users.size and users.min() < 0:
         raise ValueError(f"build_truth: users must be indices >= 0; got min {users.min()}")
     if users.size == 0:
-        return Truth(users=users, items=items, gain=np.zeros(0, np.float32))
+        return Truth(users=users, items=items, gain=np.zeros(0, np.float32), normalise=normalise)
 
-    # A replay must not add up, so keep the longest listen per pair (max, not sum).
+    # Officially a replay does not add up: the longest listen per pair (max); the other reading sums them.
     keys = users * n_slots + items
     order = np.argsort(keys, kind="stable")
     keys, secs = keys[order], np.clip(np.nan_to_num(listened[order], nan=0.0), 0.0, None)
     start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    best = np.maximum.reduceat(secs, start)
+    best = (np.maximum if fraction == "longest" else np.add).reduceat(secs, start)
     pair_users, pair_items = np.divmod(keys[start], n_slots)
 
     dur = track_duration[pair_items]
     known = np.isfinite(dur) & (dur > 0)  # unknown length: the fraction cannot be scored, so it gains 0
     frac = np.divide(best, dur, out=np.zeros_like(best), where=known)
-    return Truth(users=pair_users, items=pair_items, gain=quarter(frac))
+    return Truth(users=pair_users, items=pair_items, gain=quarter(frac, rounding), normalise=normalise)
 
 
 def user_scores(recs: np.ndarray, users: np.ndarray, truth: Truth) -> np.ndarray:
-    """Contest score per user: sum of the k gains / k."""
+    """Contest score per user: sum of the k gains / k (or / min(k, distinct window tracks), `truth.normalise`)."""
     recs, users = _check(recs, users)
     _check_distinct(recs)
-    return truth.lookup(users, recs).sum(axis=1) / recs.shape[1]  # (n,)
+    k = recs.shape[1]
+    denom = np.full(len(users), float(k))
+    if truth.normalise == "window":
+        size = max(int(users.max()) if users.size else -1, int(truth.users.max()) if truth.users.size else -1) + 1
+        denom = np.clip(np.bincount(truth.users, minlength=size)[users], 1, k).astype(np.float64)
+    return truth.lookup(users, recs).sum(axis=1) / denom  # (n,)
 
 
 def competition_score(recs: np.ndarray, users: np.ndarray, truth: Truth) -> float:
@@ -216,6 +234,22 @@ def recall_at_k(recs: np.ndarray, users: np.ndarray, truth: Truth) -> float:
     relevant = np.bincount(truth.users, weights=truth.gain > 0, minlength=size)[users]  # (n,)
     has = relevant > 0
     return _mean(found[has] / relevant[has])
+
+
+def at_cutoffs(recs: np.ndarray, users: np.ndarray, truth: Truth, cutoffs: list[int]) -> dict[str, float]:
+    """precision@c, MAP@c and hit rate@c of the lists' first c tracks, a track being relevant when it was listened
+    to at least a quarter in the window (MAP@c: mean precision at each relevant position, over min(c, relevant))."""
+    recs, users = _check(recs, users)
+    rel = truth.lookup(users, recs) > 0  # (n, k)
+    size = max(int(users.max()) if users.size else -1, int(truth.users.max()) if truth.users.size else -1) + 1
+    n_rel = np.bincount(truth.users, weights=truth.gain > 0, minlength=size)[users]  # (n,)
+    out = {}
+    for c in cutoffs:
+        r = rel[:, :c]
+        prec_at = np.cumsum(r, axis=1) / np.arange(1, r.shape[1] + 1)  # (n, c) precision at each position
+        ap = np.divide((prec_at * r).sum(1), np.minimum(c, n_rel), out=np.zeros(len(users)), where=n_rel > 0)
+        out.update({f"precision@{c}": _mean(r.sum(1) / c), f"map@{c}": _mean(ap), f"hit@{c}": _mean(r.any(1))})
+    return out
 
 
 def repeat_share(

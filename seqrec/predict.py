@@ -34,7 +34,7 @@ def predict(cfg: Config) -> dict[str, float] | None:
                           "rows": len(ds.test_users) * k, "reranked": cfg.rerank.enabled}
         if ds.future is None:
             return None
-        split = make_split(ds, dataclasses.replace(cfg.split, mode="future"), cfg.seed)
+        split = make_split(ds, dataclasses.replace(cfg.split, mode="future"), cfg.seed, cfg.metric)
         row = {u: i for i, u in enumerate(ds.test_users.tolist())}
         scores = rep["metrics"] = list_metrics(recs[[row[u] for u in split.users.tolist()]], split)
         rep["summary"]["future_score"] = scores["score"]

@@ -87,7 +87,7 @@ def ingest(cfg: Config) -> Dataset:
 def split(ds: Dataset, cfg: Config) -> Split:
     """make_split with a `split` report: the cut, history and window sizes, the users scored."""
     with step_report(cfg, "split") as rep:
-        s = make_split(ds, cfg.split, cfg.seed)
+        s = make_split(ds, cfg.split, cfg.seed, cfg.metric)
         rep["summary"] = {"mode": cfg.split.mode, "cut": s.history.end, "history_rows": len(s.history.events),
                           "window_rows": len(s.window), "users_scored": len(s.users)}
     return s

@@ -24,10 +24,11 @@ from seqrec.inference.decode import Decoder, make_decoder
 from seqrec.inference.evidence import LogTables
 from seqrec.metrics import repeat_share
 from seqrec.models.features import event_features
-from seqrec.models.ranker import Blend, load_ranker
+from seqrec.models.ranker import Ranker, load_ranker
 from seqrec.models.sasrec import SASRec
 
-ALLOWED = ("data", "run", "submission", "eval", "split", "rerank", "serve", "similar", "seed", "ckpt", "overrides",
+ALLOWED = ("data", "run", "submission", "eval", "split", "metric", "rerank", "serve", "similar", "seed", "ckpt",
+           "overrides",
            "model.name", "decode.batch_users", "decode.device", "train.accelerator", "train.devices",
            "train.num_nodes", "train.num_workers", "train.progress_bar", "train.precision")
 """Settings (or sections) a command may change about a trained run."""
@@ -47,7 +48,7 @@ class Run:
 
     cfg: Config
     net: SASRec
-    ranker: Blend
+    ranker: Ranker
     catalog: str | None
 
     @classmethod

@@ -69,7 +69,8 @@ def train(cfg: Config) -> Path:
             raise FileNotFoundError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
     with report.step_report(cfg, "train") as rep:
         dm = SeqDataModule(split, cfg)
-        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id)
+        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
+                                     cfg.rank)
         write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
         trainer = build_trainer(cfg)
         trainer.fit(module, dm, ckpt_path=ckpt)

@@ -6,6 +6,7 @@ import pytest
 from seqrec.metrics import (
     Truth,
     artist_diversity,
+    at_cutoffs,
     build_truth,
     competition_score,
     coverage,
@@ -168,3 +169,39 @@ def test_shape_errors_name_the_shapes(truth):
 def test_repeated_item_in_a_list_is_refused(truth):
     with pytest.raises(ValueError, match="row 1 lists item 2"):
         competition_score(np.array([[1, 0, 0], [2, 5, 2]]), np.array([0, 1]), truth)
+
+
+def test_every_reading_of_the_contest_text_on_a_hand_case():
+    # user 0 plays track 1 (100 s) twice: 30 s and 40 s; track 2 (200 s) once: 130 s; track 3 once: 10 s
+    users, items = np.array([0, 0, 0, 0]), np.array([1, 1, 2, 3])
+    listened, duration = np.array([30.0, 40.0, 130.0, 10.0]), np.array([np.nan, 100.0, 200.0, 100.0])
+    recs = np.array([[1, 2, 4, 5]])  # k = 4; the user played 3 distinct tracks in the window
+
+    def score(fraction, rounding, normalise):
+        t = build_truth(users, items, listened, duration, fraction, rounding, normalise)
+        return competition_score(recs, np.array([0]), t)
+
+    # longest: track 1 0.4 -> 0.25 (floor) / 0.5 (round); track 2 0.65 -> 0.5 / 0.75
+    assert score("longest", "floor", "k") == pytest.approx((0.25 + 0.5) / 4)
+    assert score("longest", "round", "k") == pytest.approx((0.5 + 0.75) / 4)
+    # sum: track 1 0.7 -> 0.5 (floor) / 0.75 (round)
+    assert score("sum", "floor", "k") == pytest.approx((0.5 + 0.5) / 4)
+    assert score("sum", "round", "k") == pytest.approx((0.75 + 0.75) / 4)
+    # / min(k, 3 distinct window tracks)
+    assert score("longest", "floor", "window") == pytest.approx((0.25 + 0.5) / 3)
+    with pytest.raises(ValueError, match="fraction in"):
+        build_truth(users, items, listened, duration, "mean")
+
+
+def test_precision_map_and_hit_rate_at_cutoffs():
+    # relevant (gain > 0): user 0 tracks 1, 3 and 7 (7 never recommended); user 1 nothing
+    truth = build_truth(np.array([0, 0, 0, 1]), np.array([1, 3, 7, 2]), np.array([100.0, 50.0, 30.0, 10.0]),
+                        np.full(8, 100.0))
+    recs = np.array([[1, 2, 3, 4], [2, 5, 6, 4]])
+    out = at_cutoffs(recs, np.array([0, 1]), truth, [1, 3])
+    assert out["precision@1"] == pytest.approx((1 + 0) / 2)
+    assert out["precision@3"] == pytest.approx((2 / 3 + 0) / 2)
+    assert out["hit@3"] == pytest.approx(0.5)
+    # user 0: hits at 1 and 3 -> (1/1 + 2/3) / min(3, 3 relevant); user 1 has no relevant track: 0
+    assert out["map@3"] == pytest.approx((1 + 2 / 3) / 3 / 2)
+    assert out["map@1"] == pytest.approx((1 / 1) / 2)

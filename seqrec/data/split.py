@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from seqrec.config import SplitConfig
+from seqrec.config import MetricConfig, SplitConfig
 from seqrec.data.dataset import Dataset
 from seqrec.metrics import Truth, build_truth
 
@@ -24,8 +24,10 @@ class Split:
     """Raw window events of the evaluated users."""
 
 
-def make_split(ds: Dataset, cfg: SplitConfig, seed: int) -> Split:
-    """`temporal`: hold out the last window of the log; `future`: the whole log vs future.csv."""
+def make_split(ds: Dataset, cfg: SplitConfig, seed: int, metric: MetricConfig | None = None) -> Split:
+    """`temporal`: hold out the last window of the log; `future`: the whole log vs future.csv. The window is
+    scored under `metric`'s reading (default: the contest's wording)."""
+    metric = metric or MetricConfig()
     if cfg.mode == "future":
         if ds.future is None:
             raise ValueError(f"split.mode=future needs future.csv in {ds.report.get('folder')}; "
@@ -51,5 +53,6 @@ def make_split(ds: Dataset, cfg: SplitConfig, seed: int) -> Split:
         window["item"].to_numpy(np.int64),
         window["duration"].to_numpy(np.float64),
         ds.items["track_duration"].to_numpy(np.float64),
+        metric.fraction, metric.rounding, metric.normalise,
     )
     return Split(ds.restrict(history.reset_index(drop=True), cut, window, users), users, truth, window)

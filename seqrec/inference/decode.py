@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from seqrec import PAD
-from seqrec.config import Config, DecodeConfig
+from seqrec.config import Config, DecodeConfig, RankConfig
 from seqrec.data.dataset import Dataset
-from seqrec.inference.evidence import FEATURES, Evidence, LogTables
+from seqrec.inference.evidence import BLEND_FEATURES, FEATURES, Evidence, LogTables
 from seqrec.models.features import EventFeatures, history_inputs
-from seqrec.models.ranker import Blend, Candidates, top_k
+from seqrec.models.ranker import GBDT, Blend, Candidates, Ranker, top_k
 from seqrec.models.sasrec import SASRec
 from seqrec.topk import sparse_topk
 
@@ -38,40 +39,58 @@ class Decoder:
         """Model top tracks (at least k of them, so a long list can be made of the model's alone), plus the user's
         history and what follows their favourites, batched on the model's device."""
         model.eval()
-        parts = [self.candidates_for(u, self.model_logp(model, u), k)
-                 for u in np.array_split(users, range(self.cfg.batch_users, len(users), self.cfg.batch_users))
-                 if len(u)]
+        parts = []
+        for u in np.array_split(users, range(self.cfg.batch_users, len(users), self.cfg.batch_users)):
+            if len(u):
+                logp, h = self.model_logp(model, u)
+                parts.append(self.candidates_for(u, logp, k, (h, model.item_emb.weight)))
         return Candidates.concat(parts, FEATURES)
 
-    def model_logp(self, model: SASRec, users: np.ndarray) -> torch.Tensor:
-        """(B, V) the network's log-probabilities of the tracks that may be recommended (-inf elsewhere)."""
+    def model_logp(self, model: SASRec, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) the network's log-probabilities of the tracks that may be recommended (-inf elsewhere), and its
+        (B, D) state after each user's last event."""
         device = next(model.parameters()).device
         x = {n: t.to(device) for n, t in history_inputs(self.feats, users, model.cfg.max_len).items()}
         h = model(**x)[:, -1]  # (B, D) state after the last event
         logits = model.logits(h, model.repeat_bias(x["item"], x["frac"], last_only=True),
                               allowed=torch.tensor(self.allowed, device=device))
-        return torch.log_softmax(logits, dim=-1)
+        return torch.log_softmax(logits, dim=-1), h
 
     @torch.no_grad()
-    def candidates_for(self, users: np.ndarray, logp: torch.Tensor, k: int = 0) -> Candidates:
+    def candidates_for(self, users: np.ndarray, logp: torch.Tensor, k: int = 0,
+                       state: tuple[torch.Tensor, torch.Tensor] | None = None) -> Candidates:
         """The candidates of `users` given a scorer's (B, V) log-probabilities over the catalog: its top tracks,
-        the users' history and what follows their favourites, without the user's blocked tracks."""
+        the users' history and what follows their favourites, without the user's blocked tracks. With the scorer's
+        `state` ((B, D) user states, (V, D) item vectors) the candidates also carry their cosine to the state."""
         device = logp.device
         if self.blocked is not None:
             logp = logp.masked_fill(_dense(self.blocked[users], device) > 0, float("-inf"))
         n_top = min(max(self.cfg.n_model_candidates, k), logp.shape[1])  # a catalog may be smaller
         top = torch.topk(logp, n_top, dim=-1).indices.cpu().numpy()  # (B, C)
         nxt, fav = self.evidence.transition_scores(users)
+        sources = [top]
         if self.cfg.use_history:
-            items, mask = merge_candidates(top, self.evidence.history_items(users, self.cfg.n_history_candidates),
-                                           sparse_topk(fav, self.cfg.n_transition_candidates)[0])
-        else:
-            items, mask = merge_candidates(top)
-        lp = torch.gather(logp, 1, torch.as_tensor(items, device=device)).float().cpu().numpy()  # (B, C)
+            sources += [self.evidence.history_items(users, self.cfg.n_history_candidates),
+                        sparse_topk(fav, self.cfg.n_transition_candidates)[0]]
+            if self.cfg.n_next_candidates:
+                sources.append(sparse_topk(self.evidence.recent_next(users), self.cfg.n_next_candidates)[0])
+            if self.cfg.n_artist_candidates:
+                sources.append(sparse_topk(self.evidence.artists_tracks(users), self.cfg.n_artist_candidates)[0])
+        items, mask = merge_candidates(*sources)
+        idx = torch.as_tensor(items, device=device)
+        lp_t = torch.gather(logp, 1, idx)  # (B, C)
+        by_score = torch.sort(logp.float(), dim=1, descending=True).values  # (B, V)
+        rank = torch.searchsorted(-by_score, -lp_t.float().contiguous())  # tracks the scorer puts above each one
+        model = {"model_rank": torch.log1p(rank.float()).cpu().numpy()}
+        if state is not None:
+            h, emb = state
+            cos = F.normalize(h.float(), dim=-1)[:, None, :] * F.normalize(emb[idx].float(), dim=-1)  # (B, C, D)
+            model["model_cos"] = cos.sum(-1).cpu().numpy()
+        lp = lp_t.float().cpu().numpy()
         mask &= np.isfinite(lp)  # masked tracks stay out, history included
-        return self.evidence.candidates(users, items, mask, lp, nxt, fav)
+        return self.evidence.candidates(users, items, mask, lp, nxt, fav, model)
 
-    def topk(self, model: SASRec, users: np.ndarray, ranker: Blend, k: int) -> np.ndarray:
+    def topk(self, model: SASRec, users: np.ndarray, ranker: Ranker, k: int) -> np.ndarray:
         """(n, k) best candidates by the ranking stage."""
         c = self.candidates(model, users, k)
         coverage_check(c.mask, k)
@@ -98,27 +117,45 @@ def coverage_check(mask: np.ndarray, k: int) -> None:
                          f"decode.n_model_candidates")
 
 
-def ranker_features(cfg: DecodeConfig) -> tuple[str, ...]:
-    """The features the ranking stage reads: all of FEATURES but `decode.drop_features`."""
+def ranker_features(cfg: DecodeConfig, names: tuple[str, ...] = FEATURES) -> tuple[str, ...]:
+    """The features the ranking stage reads: `names` but `decode.drop_features`."""
     unknown = set(cfg.drop_features) - set(FEATURES)
     if unknown:
         raise ValueError(f"decode.drop_features: unknown {sorted(unknown)}; features are {list(FEATURES)}")
-    return tuple(f for f in FEATURES if f not in cfg.drop_features)
+    return tuple(f for f in names if f not in cfg.drop_features)
 
 
-def fit_ranker(c: Candidates, gain: np.ndarray, d: DecodeConfig, k: int) -> tuple[Blend, np.ndarray]:
-    """The ranking stage fitted on all of the validation candidates, and validation lists that are cross-fitted:
-    each half of the users is ranked by a ranker fitted on the other half. Plain numpy and torch."""
-    blank = Blend(ranker_features(d), d.blend_hidden)
+def make_ranker(d: DecodeConfig, r: RankConfig) -> Ranker:
+    """An unfitted ranking stage as configured (`rank.model`)."""
+    if r.model == "blend":
+        return Blend(ranker_features(d, BLEND_FEATURES), d.blend_hidden)
+    return GBDT(ranker_features(d), {"objective": r.objective, "num_iterations": r.trees,
+                                     "learning_rate": r.learning_rate, "num_leaves": r.num_leaves,
+                                     "min_data_in_leaf": r.min_data_in_leaf, "feature_fraction": r.feature_fraction,
+                                     "negative_share": r.negative_share, "num_threads": r.threads})
+
+
+def fit_ranker(c: Candidates, gain: np.ndarray, d: DecodeConfig, r: RankConfig, k: int,
+               whole: bool = True) -> tuple[Ranker | None, np.ndarray]:
+    """The ranking stage fitted on all of the validation candidates (None without `whole`), and validation lists
+    that are cross-fitted: each half of the users is ranked by a ranker fitted on the other half. Callable outside
+    Lightning."""
     if not d.use_history:
         ranker = Blend.by("model_logp")
         return ranker, top_k(c, ranker.score(c), k)[0]
+    blank = make_ranker(d, r)
+
+    def fit(part: Candidates, g: np.ndarray) -> Ranker:
+        if isinstance(blank, GBDT):
+            return blank.fit(part, g)
+        return blank.fit(part, g, d.blend_steps, d.blend_lr, d.blend_l2)
+
     recs = np.empty((len(c.items), k), dtype=np.int64)
     half = np.arange(len(c.items)) % 2 == 0
     for part in (half, ~half):
-        other = blank.fit(c.rows(~part), gain[~part], d.blend_steps, d.blend_lr, d.blend_l2)
+        other = fit(c.rows(~part), gain[~part])
         recs[part] = top_k(c.rows(part), other.score(c.rows(part)), k)[0]
-    return blank.fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2), recs
+    return (fit(c, gain) if whole else None), recs
 
 
 def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:

@@ -2,8 +2,9 @@
 scoring candidates by name, saved with the run.
 
 `Blend` is a linear term plus a one-layer MLP on standardised features, trained as a listwise softmax over
-each user's candidates with the window's gains as targets. Another ranker (e.g. a GBDT) implements the same
-`fit` / `score` / `state` and registers its `kind` in `load_ranker`.
+each user's candidates with the window's gains as targets. `GBDT` is LightGBM over the same named columns (NaN
+read as missing), pointwise on the gains or lambdarank over each user's candidates. Both implement `fit` / `score`
+/ `state` and are found by their `kind` in `load_ranker`.
 """
 
 from __future__ import annotations
@@ -112,10 +113,77 @@ class Blend:
         return cls(tuple(state["features"]), int(state["hidden"]), dict(state["params"]))
 
 
-RANKERS = {Blend.kind: Blend}
+class GBDT:
+    """LightGBM over named feature columns; scores are comparable within a user."""
+
+    kind = "gbdt"
+
+    def __init__(self, features: tuple[str, ...], params: dict, model: str | None = None):
+        """`params`: LightGBM's, `num_iterations` (the number of trees) included."""
+        self.features, self.params, self.model = tuple(features), dict(params), model
+        self._booster = None
+
+    def fit(self, c: Candidates, gain: np.ndarray, seed: int = 0) -> GBDT:
+        """A new GBDT of the same features and parameters fitted on the real candidates of users who have any gain
+        (the others carry no signal for a list)."""
+        import lightgbm as lgb
+
+        keep = (np.where(c.mask, gain, 0).sum(1) > 0)
+        m = c.mask[keep]
+        x = c.columns(self.features)[keep][m]  # (rows, F), user by user
+        y = gain[keep][m]
+        params = {**self.params, "seed": seed, "verbose": -1, "deterministic": True, "force_row_wise": True}
+        share = params.pop("negative_share", 1.0)
+        if params.get("objective") != "lambdarank" and share < 1.0:  # a pointwise fit needs no whole lists
+            rows = (y > 0) | (np.random.default_rng(seed).random(len(y)) < share)
+            x, y = x[rows], y[rows]
+        if params.get("objective") == "lambdarank":
+            y = np.rint(y * 4).astype(np.int32)  # relevance grades 0..4: the quarters
+            params.setdefault("label_gain", list(range(5)))
+            data = lgb.Dataset(x, y, group=m.sum(1), feature_name=list(self.features), free_raw_data=True)
+        else:
+            data = lgb.Dataset(x, y, feature_name=list(self.features), free_raw_data=True)
+        if not len(y):
+            return GBDT(self.features, self.params)
+        booster = lgb.train(params, data)
+        return GBDT(self.features, self.params, booster.model_to_string())
+
+    @property
+    def booster(self):
+        if self._booster is None and self.model is not None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.model)
+        return self._booster
+
+    def score(self, c: Candidates) -> np.ndarray:
+        """(B, C) scores of the candidates; -inf where a slot is not a real candidate. An unfitted GBDT ranks by
+        the network's log-probability."""
+        if self.booster is None:
+            return Blend.by("model_logp").score(c)
+        x = c.columns(self.features)
+        s = self.booster.predict(x.reshape(-1, len(self.features)), num_threads=self.params.get("num_threads", 0))
+        return np.where(c.mask, s.reshape(c.mask.shape), -np.inf)
+
+    def importance(self) -> dict[str, float]:
+        """Share of the total gain of each feature's splits."""
+        gain = self.booster.feature_importance("gain") if self.booster is not None else np.zeros(len(self.features))
+        return dict(zip(self.features, (gain / max(gain.sum(), 1e-12)).tolist(), strict=True))
+
+    def state(self) -> dict:
+        """What a checkpoint keeps (strings and numbers only: it loads with weights_only=True)."""
+        return {"kind": self.kind, "features": list(self.features), "params": dict(self.params), "model": self.model}
+
+    @classmethod
+    def from_state(cls, state: dict) -> GBDT:
+        return cls(tuple(state["features"]), dict(state["params"]), state.get("model"))
 
 
-def load_ranker(state: dict) -> Blend:
+Ranker = Blend | GBDT
+RANKERS = {Blend.kind: Blend, GBDT.kind: GBDT}
+
+
+def load_ranker(state: dict) -> Ranker:
     """A ranker from its saved state."""
     kind = state.get("kind")
     if kind not in RANKERS:
@@ -125,5 +193,7 @@ def load_ranker(state: dict) -> Blend:
 
 def top_k(c: Candidates, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(B, k) best candidates by `scores` and their scores; PAD / -inf after a user's last real candidate."""
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    # ties (a GBDT's scores are piecewise constant) go to the lower item id, not to the candidates' order, so a
+    # user decoded alone and in a batch get the same list
+    top = np.lexsort((np.where(c.mask, c.items, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
     return np.take_along_axis(np.where(c.mask, c.items, PAD), top, 1), np.take_along_axis(scores, top, 1)

@@ -203,7 +203,9 @@ class OnlineRecommender:
         if events.empty:
             return None
         end = max(self.ds.end, (events["ts"].max() + DAY).normalize())
-        one = dataclasses.replace(self.ds, events=events, users=pd.DataFrame({"user_id": [user_id]}),
+        # the user's own metadata row (demographics are ranking features); only the user id for a new user
+        users = self.ds.users.iloc[[u]].reset_index(drop=True) if u >= 0 else pd.DataFrame({"user_id": [user_id]})
+        one = dataclasses.replace(self.ds, events=events, users=users,
                                   test_users=np.zeros(1, np.int64), end=end, future=None, report={})
         return self.run.decoder(one, self.tables)  # the whole log's tables: a cached decoder stays small
 

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from seqrec import PAD, metrics
-from seqrec.config import DecodeConfig, ModelConfig, TrainConfig
+from seqrec.config import DecodeConfig, ModelConfig, RankConfig, TrainConfig
 from seqrec.inference.decode import fit_ranker
 from seqrec.models.features import INPUT
 from seqrec.models.ranker import Blend, Candidates, load_ranker, top_k
@@ -24,21 +24,25 @@ class SeqRecModule(pl.LightningModule):
     """Wraps SASRec and its ranking stage; hyper-parameters are plain dicts so checkpoints load with
     weights_only=True, and the ranking stage fitted on validation is saved with the weights."""
 
-    def __init__(self, model: dict, train: dict, decode: dict, n_items: int, k: int = 50, catalog: str | None = None):
+    def __init__(self, model: dict, train: dict, decode: dict, n_items: int, k: int = 50, catalog: str | None = None,
+                 rank: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model_cfg, self.train_cfg = ModelConfig(**model), TrainConfig(**train)
-        self.decode_cfg, self.k = DecodeConfig(**decode), k
+        self.decode_cfg, self.rank_cfg, self.k = DecodeConfig(**decode), RankConfig(**(rank or {})), k
         self.net = SASRec(self.model_cfg, n_items)
         self.ranker = Blend.by("model_logp")  # until the first validation fits the real one
+        # Cross-fitting scores every epoch; the ranker on the whole window is fitted only for an epoch that beats
+        # the best so far, the one best.ckpt keeps (last.ckpt, for resuming, may carry an earlier epoch's).
+        self._best_score = float("-inf")
         self._val: list = []
         self._t_batch = None
 
     @classmethod
     def create(cls, model: ModelConfig, train: TrainConfig, decode: DecodeConfig, n_items: int, k: int,
-               catalog: str | None = None) -> SeqRecModule:
+               catalog: str | None = None, rank: RankConfig | None = None) -> SeqRecModule:
         """`catalog`: Dataset.catalog_id of the data trained on, kept so a run refuses another catalog."""
-        return cls(asdict(model), asdict(train), asdict(decode), n_items, k, catalog)
+        return cls(asdict(model), asdict(train), asdict(decode), n_items, k, catalog, asdict(rank or RankConfig()))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         item = batch["item"]
@@ -84,7 +88,8 @@ class SeqRecModule(pl.LightningModule):
         self._val.append((u, self.trainer.datamodule.decoder.candidates(self.net, u)))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
+        if not self._val or self.trainer.sanity_checking:  # a few batches of users: nothing to fit or keep
+            self._val = []
             return
         dm = self.trainer.datamodule
         users = np.concatenate([u for u, _ in self._val])
@@ -92,11 +97,15 @@ class SeqRecModule(pl.LightningModule):
         self._val = []
         truth = dm.split.truth
         gain = truth.lookup(users, c.items)
-        self.ranker, recs = fit_ranker(c, gain, self.decode_cfg, self.k)
+        _, recs = fit_ranker(c, gain, self.decode_cfg, self.rank_cfg, self.k, whole=False)
+        score = metrics.competition_score(recs, users, truth)
+        if score > self._best_score:  # the epoch best.ckpt will keep: its ranker, fitted on the whole window
+            self._best_score = score
+            self.ranker = fit_ranker(c, gain, self.decode_cfg, self.rank_cfg, self.k)[0]
         hist = dm.split.history.events
         k = self.k
         self.log_dict({
-            "val/score": metrics.competition_score(recs, users, truth),
+            "val/score": score,
             f"val/ndcg@{k}": metrics.ndcg_at_k(recs, users, truth),
             f"val/recall@{k}": metrics.recall_at_k(recs, users, truth),
             "val/repeat": metrics.repeat_share(recs, users, hist["user"].to_numpy(), hist["item"].to_numpy()),

@@ -1,0 +1,89 @@
+"""Candidate recall: how much of the best achievable window credit each candidate source holds, per pool.
+
+python benchmarks/candidates.py run.dir=RUN [--sizes 25 50 100 200] [key=value ...]
+
+On the temporal split of the run's data (Run.load: the run's own settings), every source lists its best n tracks
+per validation user, for each n of --sizes: the network's top tracks (`model`), the user's history by re-listen
+score (`history`), what follows the user's favourites (`favourites`), what follows the last plays (`next`), the
+tracks of the user's artists (`artists`), and recent popularity (`popular`, the same for everyone). For each, and
+for the union of the decoder's sources at their configured sizes, it prints the share of the best achievable
+credit (each user's best k window tracks) inside the candidates, for tracks the user played before and for tracks
+never played.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+from seqrec import PAD
+from seqrec.config import load_config
+from seqrec.data.dataset import load_dataset
+from seqrec.data.split import Split, make_split
+from seqrec.run import Run
+from seqrec.topk import sparse_topk
+
+
+def recall(items: np.ndarray, split: Split, k: int) -> dict[str, float]:
+    """Share of the best achievable credit (each user's best k window tracks) inside `items` (users x C), by pool:
+    tracks the user played before the cut and tracks never played."""
+    truth, users = split.truth, split.users
+    hist = split.history.events
+    stride = split.history.n_items + 1
+    pair = truth.users * stride + truth.items
+    played = np.isin(pair, hist["user"].to_numpy(np.int64) * stride + hist["item"].to_numpy(np.int64))
+    inside = np.isin(pair, (users[:, None] * stride + items)[items != PAD])
+    order = np.lexsort((-truth.gain, truth.users))
+    rank = np.arange(len(order)) - np.searchsorted(truth.users[order], truth.users[order])
+    best = np.zeros(len(pair), bool)
+    best[order[rank < k]] = True
+    out = {}
+    for name, pool in (("played", played), ("never played", ~played)):
+        total = truth.gain[best & pool].sum()
+        out[name] = float(truth.gain[best & pool & inside].sum() / total) if total > 0 else float("nan")
+    return out
+
+
+def sources(run: Run, split: Split, n: int) -> dict[str, np.ndarray]:
+    """(users, n) the best n tracks of each source."""
+    decoder = run.decoder(split.history)
+    ev, users, step = decoder.evidence, split.users, run.cfg.decode.batch_users
+    model = []
+    with torch.no_grad():
+        for i in range(0, len(users), step):
+            logp, _ = decoder.model_logp(run.net, users[i:i + step])
+            model.append(torch.topk(logp, n, dim=1).indices.cpu().numpy())
+    popular = np.argsort(-np.where(decoder.allowed, ev.tables.log_pop, -np.inf))[:n]
+    return {"model": np.concatenate(model), "history": ev.history_items(users, n),
+            "favourites": sparse_topk(ev.transition_scores(users)[1], n)[0],
+            "next": sparse_topk(ev.recent_next(users), n)[0], "artists": sparse_topk(ev.artists_tracks(users), n)[0],
+            "popular": np.broadcast_to(popular, (len(users), n))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
+    a, overrides = p.parse_known_args()
+    run = Run.load(load_config(overrides))
+    ds = load_dataset(run.cfg.data, run.cfg.clean)
+    split = make_split(ds, run.cfg.split, run.cfg.seed, run.cfg.metric)
+    k = run.cfg.eval.k
+    print(f"{len(split.users)} validation users; recall of the best {k} window tracks' credit", file=sys.stderr)
+    print("| source | n per user | played | never played |\n|---|---|---|---|")
+    for n in a.sizes:
+        for name, items in sources(run, split, n).items():
+            r = recall(items, split, k)
+            print(f"| {name} | {n} | {r['played']:.1%} | {r['never played']:.1%} |", flush=True)
+    c = run.decoder(split.history).candidates(run.net, split.users, k)
+    d = run.cfg.decode
+    r = recall(np.where(c.mask, c.items, PAD), split, k)
+    print(f"| union as decoded (model {d.n_model_candidates}, history {d.n_history_candidates}, favourites "
+          f"{d.n_transition_candidates}, next {d.n_next_candidates}, artists {d.n_artist_candidates}) | "
+          f"{c.mask.sum(1).mean():.0f} | {r['played']:.1%} | {r['never played']:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
