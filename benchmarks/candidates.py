@@ -67,7 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
     a, overrides = p.parse_known_args()
-    run = Run.load(load_config(overrides))
+    run = Run.load(load_config(overrides), whole_log=False)  # the cut's network
     ds = load_dataset(run.cfg.data, run.cfg.clean)
     split = make_split(ds, run.cfg.split, run.cfg.seed, run.cfg.metric)
     k = run.cfg.eval.k

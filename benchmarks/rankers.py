@@ -94,7 +94,7 @@ def fit_rows(run: Run, split: Split, c: Candidates, c_no: Candidates, future: tu
 
 def main(argv: list[str]) -> None:
     cfg: Config = load_config(argv)
-    run = Run.load(cfg)
+    run = Run.load(cfg, whole_log=False)  # scored on the temporal window: the cut's network
     torch.set_grad_enabled(False)
     ds = load_dataset(run.cfg.data, run.cfg.clean)
     split = make_split(ds, run.cfg.split, run.cfg.seed, run.cfg.metric)

@@ -97,7 +97,7 @@ def data_dirs(seeds: list[int]) -> list[tuple[str, Path]]:
 
 
 def demo_config(data_dir: Path, run_dir: Path | None = None, epochs: int | None = None) -> Config:
-    overrides = ["preset=demo", f"data.dir={data_dir}", "train.progress_bar=false"]
+    overrides = ["preset=demo", f"data.dir={data_dir}", "train.progress_bar=false", "train.refit=false"]  # the cut only
     overrides += [f"run.dir={run_dir}"] if run_dir else []
     overrides += [f"train.max_epochs={epochs}"] if epochs else []
     return load_config(overrides)
@@ -143,7 +143,8 @@ def run_ours(data_dir: Path, run_dir: Path, epochs: int | None, work: Path) -> N
     train_s = time.perf_counter() - t0
     split = load_split(cfg)
     t0 = time.perf_counter()
-    recs = Run.load(load_config([f"run.dir={run_dir}"])).recommend(split.history, split.users, cfg.eval.k)
+    run = Run.load(load_config([f"run.dir={run_dir}"]), whole_log=False)
+    recs = run.recommend(split.history, split.users, cfg.eval.k)
     decode_s = time.perf_counter() - t0
     np.save(work / "ours_recs.npy", recs)
     best = max(timer.val, key=lambda m: m["val/score"])
@@ -275,7 +276,7 @@ def score_rows(label: str, split: Split, work: Path, k: int) -> list[dict]:
     theirs = {"seed": label, "library": "rectools", "epochs": rt["epochs"], "epoch_s": rt["epochs_s"] / rt["epochs"],
               "train_targets_per_epoch": rt["train_targets_per_epoch"], "fit_s": rt["fit_s"],
               "known_items": rt["known_items"], **json.loads((work / "rectools_peak.json").read_text())}
-    net = rectools_network(split, work, Run.load(load_config([f"run.dir={work / 'run'}"])), k)
+    net = rectools_network(split, work, Run.load(load_config([f"run.dir={work / 'run'}"]), whole_log=False), k)
     rows = [
         {**base, "headline": "network", "config": f"network alone, last epoch ({n_ep}) (val/score_model_only)",
          "score": last["val/score_model_only"], "ndcg@50": None},

@@ -210,6 +210,11 @@ class TrainConfig:
     """TensorBoard logging interval."""
     progress_bar: bool = True
     """Show Lightning's progress bar."""
+    refit: bool = True
+    """After validation has chosen the epoch count and fitted the ranking stage, train the network again on the whole
+    log (the last window included, so the newest tracks are learned) for that many epochs: checkpoints/refit.ckpt,
+    with the cut's ranking stage. predict.py, the service and seqrec.similar decode with it; validation figures stay
+    those of the cut."""
 
     def __post_init__(self) -> None:
         if self.weight_mode not in WEIGHT_MODES:
@@ -356,6 +361,11 @@ class RunConfig:
     def checkpoints(self) -> Path:
         """best.ckpt (highest val/score) and last.ckpt live here."""
         return Path(self.dir) / "checkpoints"
+
+    @property
+    def refit_ckpt(self) -> Path:
+        """The network refitted on the whole log (train.refit) with best.ckpt's ranking stage."""
+        return self.checkpoints / "refit.ckpt"
 
     @property
     def best_ckpt(self) -> Path:

@@ -70,7 +70,7 @@ def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False, r
     n = cfg.rerank.candidates * k if rerank else k
     t0 = time.perf_counter()
     if name == "sasrec":  # trained by train.py: only decoding is timed here
-        fit_s, recs = 0.0, (run or Run.load(cfg)).recommend(split.history, split.users, n)
+        fit_s, recs = 0.0, (run or Run.load(cfg, cfg.split.mode == "future")).recommend(split.history, split.users, n)
     else:
         model = make_baseline(name, cfg.baselines, cfg.seed).fit(split.history)
         fit_s = time.perf_counter() - t0
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         raise ValueError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
     run = None
     if "sasrec" in cfg.eval.models:  # every row then reads the data as the run was trained on it
-        run = Run.load(cfg)
+        run = Run.load(cfg, whole_log=cfg.split.mode == "future")  # the temporal window: the cut's network
         cfg = run.cfg
     ds = report.ingest(cfg)
     split = report.split(ds, cfg)

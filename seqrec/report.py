@@ -29,7 +29,7 @@ from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.data.split import Split, make_split
 from seqrec.io import write_atomic
 
-STEPS = ("ingest", "split", "train", "evaluate", "predict")
+STEPS = ("ingest", "split", "train", "refit", "evaluate", "predict")
 """The pipeline in the order data flows; the summary lists reports in this order."""
 
 

@@ -50,12 +50,17 @@ class Run:
     net: SASRec
     ranker: Ranker
     catalog: str | None
+    ckpt: Path
+    """The checkpoint the network and ranker came from."""
 
     @classmethod
-    def load(cls, cfg: Config) -> Run:
-        """The run in cfg.run.dir under the settings `cfg` was given (cfg.overrides)."""
+    def load(cls, cfg: Config, whole_log: bool = True) -> Run:
+        """The run in cfg.run.dir under the settings `cfg` was given (cfg.overrides). `whole_log`: the lists are
+        decoded from the whole log (predict.py, the service, similar tracks), so the network refitted on it
+        (refit.ckpt) is used when there is one; else best.ckpt, the network that never saw the last window."""
         run_dir = Path(cfg.run.dir)
-        saved, ckpt = run_dir / "config.yaml", cfg.run.best_ckpt
+        refit = whole_log and cfg.run.refit_ckpt.exists()
+        saved, ckpt = run_dir / "config.yaml", cfg.run.refit_ckpt if refit else cfg.run.best_ckpt
         for path in (saved, ckpt):
             if not path.exists():
                 raise RunError(f"{path} not found: train first with `python train.py run.dir={cfg.run.dir}`")
@@ -84,7 +89,7 @@ class Run:
         except Exception as e:  # truncated, not a checkpoint, another shape: no model
             raise RunError(f"{ckpt}: cannot load the trained model ({type(e).__name__}: {e}); retrain with "
                            f"`python train.py run.dir={cfg.run.dir}`") from e
-        return cls(merged, net.eval().to(decode_device(merged)), ranker, hp.get("catalog"))
+        return cls(merged, net.eval().to(decode_device(merged)), ranker, hp.get("catalog"), ckpt)
 
     def check_catalog(self, ds: Dataset) -> None:
         """Refuse a data set whose catalog is not the one the run was trained on."""
@@ -103,7 +108,7 @@ class Run:
         """(n, k) lists for `users` from their history in `ds`."""
         recs = self.decoder(ds).topk(self.net, users, self.ranker, k)
         rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
-        print(f"sasrec: lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
+        print(f"sasrec ({self.ckpt.name}): lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
         return recs
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -11,7 +13,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqrec import report
 from seqrec.config import Config, to_yaml
+from seqrec.data.dataset import Dataset
+from seqrec.data.split import Split
 from seqrec.io import write_atomic
+from seqrec.metrics import build_truth
+from seqrec.models.ranker import load_ranker
 from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
 
@@ -23,8 +29,9 @@ def _devices(spec: str) -> int | str | list[int]:
     return int(spec) if spec.isdigit() else spec
 
 
-def build_trainer(cfg: Config) -> pl.Trainer:
-    """Lightning trainer: bf16-mixed on GPU, fp32 on CPU; best-by-val/score and last checkpoints."""
+def build_trainer(cfg: Config, refit_epochs: int | None = None) -> pl.Trainer:
+    """Lightning trainer: bf16-mixed on GPU, fp32 on CPU; best-by-val/score and last checkpoints. With
+    `refit_epochs`: that many epochs on the whole log, no validation and no checkpoint callbacks."""
     run = Path(cfg.run.dir)
     t = cfg.train
     precision = t.precision or ("bf16-mixed" if torch.cuda.is_available() and t.accelerator != "cpu" else "32-true")
@@ -37,17 +44,20 @@ def build_trainer(cfg: Config) -> pl.Trainer:
         EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
         LearningRateMonitor(logging_interval="step"),
     ]
+    refit = {} if refit_epochs is None else {"limit_val_batches": 0, "num_sanity_val_steps": 0,
+                                             "enable_checkpointing": False}
     return pl.Trainer(
         accelerator=t.accelerator,
         devices=_devices(t.devices),
         num_nodes=t.num_nodes,
         precision=precision,
-        max_epochs=t.max_epochs,
+        max_epochs=t.max_epochs if refit_epochs is None else refit_epochs,
+        **refit,
         gradient_clip_val=t.grad_clip,
         limit_train_batches=int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches,
         log_every_n_steps=t.log_every_n_steps,
-        logger=TensorBoardLogger(str(run), name="tb", version=""),
-        callbacks=callbacks,
+        logger=TensorBoardLogger(str(run), name="tb", version="" if refit_epochs is None else "refit"),
+        callbacks=callbacks if refit_epochs is None else [LearningRateMonitor(logging_interval="step")],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         # the data module shards its batched window sampler itself; Lightning's replacement would break it
@@ -83,4 +93,31 @@ def train(cfg: Config) -> Path:
                           "resumed_from": str(ckpt) if ckpt else None, "best_val_score": score,
                           "best_checkpoint": str(best)}
     print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}")
+    if cfg.train.refit and best.exists():
+        refit(cfg, ds, best)
     return best
+
+
+def refit(cfg: Config, ds: Dataset, best: Path) -> Path:
+    """The network trained again on the whole log for best.ckpt's epoch count, saved with best.ckpt's ranking
+    stage as refit.ckpt (what the submission is decoded with)."""
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    epochs = int(state["epoch"]) + 1
+    pl.seed_everything(cfg.seed, workers=True)
+    with report.step_report(cfg, "refit") as rep:
+        print(f"refit: {epochs} epoch(s) on the whole log ({len(ds.events):,} events)")
+        whole = Split(ds, np.zeros(0, np.int64), build_truth(*(np.zeros(0),) * 4), ds.events.iloc[:0])
+        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
+                                     cfg.rank)
+        trainer = build_trainer(cfg, refit_epochs=epochs)
+        dm = SeqDataModule(whole, cfg)
+        trainer.fit(module, dm)
+        module.ranker = load_ranker(state["ranker"])
+        tmp = cfg.run.refit_ckpt.with_name(".refit.ckpt.partial")
+        trainer.save_checkpoint(tmp)  # every process calls it; the strategy writes on the first only
+        if trainer.is_global_zero:
+            os.replace(tmp, cfg.run.refit_ckpt)  # atomic: a reader never sees half a checkpoint
+        rep["summary"] = {"epochs": epochs, "steps": trainer.global_step, "windows": len(dm.train_set),
+                          "checkpoint": str(cfg.run.refit_ckpt)}
+    print(f"refit checkpoint {cfg.run.refit_ckpt}")
+    return cfg.run.refit_ckpt

@@ -51,7 +51,7 @@ def _train(data: Path, run: Path, devices: int, batch: int) -> dict[str, torch.T
             f"train.devices={devices}", f"train.batch_size={batch}", "train.max_epochs=2", "train.warmup_steps=1",
             "train.loss=full", "train.weight_mode=none", "train.num_workers=0", "train.progress_bar=false",
             "train.lr=1e-2", f"model.max_len={T}", "model.d_model=16", "model.dropout=0",
-            "split.min_window_events=1", "seed=5"]
+            "split.min_window_events=1", "seed=5", "train.refit=false"]
     # one thread per process: the two ranks share 2 cores
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(args, cwd=run.parent, capture_output=True, text=True, timeout=300, env=env)

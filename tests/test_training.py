@@ -1,5 +1,6 @@
 """End to end on the tiny synthetic preset: train.py, predict.py, seqrec.validate, resuming; a bf16 step on GPU."""
 
+import json
 import os
 import subprocess
 import sys
@@ -71,9 +72,21 @@ def pipeline(tiny_synth, tmp_path_factory) -> dict:
     return out
 
 
+def test_the_network_is_refitted_on_the_whole_log_with_the_cuts_ranker(pipeline, tiny_synth):
+    ckpts = pipeline["run"] / "checkpoints"  # after the resumed second epoch
+    refit, best = load_ckpt(ckpts / "refit.ckpt"), load_ckpt(ckpts / "best.ckpt")
+    assert refit["ranker"]["model"] == best["ranker"]["model"]  # the ranking stage fitted at the cut
+    reports = pipeline["run"] / "reports"
+    trained, refitted = (json.loads((reports / f"{s}.json").read_text())["summary"] for s in ("train", "refit"))
+    assert refitted["epochs"] == best["epoch"] + 1  # the best epoch count
+    assert refitted["windows"] > trained["windows"]  # the last window's events too
+    assert not torch.equal(refit["state_dict"]["net.item_emb.weight"], best["state_dict"]["net.item_emb.weight"])
+    assert "refit.ckpt" in pipeline["predict"].stdout  # predict.py decodes with the refitted network
+
+
 def test_train_writes_checkpoints_config_and_tensorboard(pipeline):
     files = pipeline["files"]
-    assert {"checkpoints/best.ckpt", "checkpoints/last.ckpt", "config.yaml"} <= set(files)
+    assert {"checkpoints/best.ckpt", "checkpoints/last.ckpt", "checkpoints/refit.ckpt", "config.yaml"} <= set(files)
     assert len(pipeline["tb"]) == 1
     cfg = pipeline["config"]  # the resolved config of the run, overrides included
     assert cfg.model.d_model == 16 and cfg.model.max_len == 20 and cfg.train.loss == "sampled"
@@ -121,7 +134,7 @@ def test_resume_continues_from_last_checkpoint(pipeline):
     last = pipeline["last_2"]
     assert last["global_step"] == 2 * pipeline["last_1"]["global_step"] == 2 * STEPS
     assert last["epoch"] == 1
-    assert pipeline["checkpoints_2"] == ["best.ckpt", "last.ckpt"]  # no best-v1.ckpt beside the old one
+    assert pipeline["checkpoints_2"] == ["best.ckpt", "last.ckpt", "refit.ckpt"]  # no best-v1.ckpt, no partial
     before, after = pipeline["last_1"]["state_dict"], last["state_dict"]
     assert not torch.equal(before["net.item_emb.weight"], after["net.item_emb.weight"])  # it trained on
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -46,7 +48,12 @@ class SeqDataModule(pl.LightningDataModule):
         self.feats = event_features(seqs, cfg.train.weight_mode)
         self.train_set = TrainWindows(self.feats, cfg.model.max_len)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
-        self.decoder: Decoder = make_decoder(ds, self.feats, cfg, LogTables.build(ds, cfg))
+
+    @cached_property
+    def decoder(self) -> Decoder:
+        """Validation's decoder, built on first use (a refit on the whole log never validates)."""
+        ds = self.split.history
+        return make_decoder(ds, self.feats, self.cfg, LogTables.build(ds, self.cfg))
 
     def train_dataloader(self) -> DataLoader:
         # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;
