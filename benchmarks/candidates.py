@@ -14,6 +14,7 @@ never played.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import numpy as np
@@ -66,6 +67,8 @@ def sources(run: Run, split: Split, n: int) -> dict[str, np.ndarray]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
+    p.add_argument("--union", nargs="*", default=[], metavar="SOURCE=N",
+                   help="also the union with these decode sizes changed, e.g. n_next_candidates=30")
     a, overrides = p.parse_known_args()
     run = Run.load(load_config(overrides), whole_log=False)  # the cut's network
     ds = load_dataset(run.cfg.data, run.cfg.clean)
@@ -77,13 +80,14 @@ def main() -> None:
         for name, items in sources(run, split, n).items():
             r = recall(items, split, k)
             print(f"| {name} | {n} | {r['played']:.1%} | {r['never played']:.1%} |", flush=True)
-    c = run.decoder(split.history).candidates(run.net, split.users, k)
-    d = run.cfg.decode
-    r = recall(np.where(c.mask, c.items, PAD), split, k)
-    print(f"| union as decoded (model {d.n_model_candidates}, history {d.n_history_candidates}, favourites "
-          f"{d.n_transition_candidates}, next {d.n_next_candidates}, artists {d.n_artist_candidates}) | "
-          f"{c.mask.sum(1).mean():.0f} | {r['played']:.1%} | {r['never played']:.1%} |")
-
+    for change in [{}, *({kv.split("=")[0]: int(kv.split("=")[1]) for kv in a.union} for _ in a.union[:1])]:
+        run.cfg = dataclasses.replace(run.cfg, decode=dataclasses.replace(run.cfg.decode, **change))
+        c = run.decoder(split.history).candidates(run.net, split.users, k)
+        d = run.cfg.decode
+        r = recall(np.where(c.mask, c.items, PAD), split, k)
+        print(f"| union as decoded (model {d.n_model_candidates}, history {d.n_history_candidates}, favourites "
+              f"{d.n_transition_candidates}, next {d.n_next_candidates}, artists {d.n_artist_candidates}) | "
+              f"{c.mask.sum(1).mean():.0f} | {r['played']:.1%} | {r['never played']:.1%} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -29,97 +29,100 @@ from seqrec import PAD, metrics
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
-from seqrec.inference.decode import Decoder, fit_ranker, make_ranker
+from seqrec.inference.decode import crossfit, fit_on
 from seqrec.models.ranker import Candidates, top_k
 from seqrec.run import Run
 
-MODEL_FEATURES = ["model_logp", "model_rank", "model_cos"]
-ROWS = {
-    "blend (MLP, 10 features)": ["rank.model=blend"],
-    "gbdt xentropy (all features)": ["rank.model=gbdt", "rank.objective=xentropy"],
-    "gbdt lambdarank (all features)": ["rank.model=gbdt", "rank.objective=lambdarank"],
-    "gbdt xentropy, no network features": ["rank.model=gbdt", "rank.objective=xentropy",
-                                           f"decode.drop_features=[{','.join(MODEL_FEATURES)}]"],
+MODEL_FEATURES = "decode.drop_features=[model_logp,model_rank,model_cos]"
+ROWS = {  # name: (overrides of the run's rank.* and decode.* settings, candidates scored by the network?)
+    "gbdt (the run's settings)": ([], True),
+    "blend (MLP, 10 features)": (["rank.model=blend"], True),
+    "gbdt lambdarank": (["rank.objective=lambdarank"], True),
+    "gbdt, no network features": ([MODEL_FEATURES], True),
+    "gbdt, no network: popularity scores the candidates, no network features": ([MODEL_FEATURES], False),
+    "gbdt, without the history source": (["decode.n_history_candidates=0"], True),
+    "gbdt, without the favourites' transitions source": (["decode.n_transition_candidates=0"], True),
+    "gbdt, without the next-track source": (["decode.n_next_candidates=0"], True),
+    "gbdt, with the artist source (30)": (["decode.n_artist_candidates=30"], True),
 }
 
 
-def candidates(run: Run, split: Split, users: np.ndarray, popularity: bool = False) -> tuple[Candidates, Decoder]:
-    """The candidates of `users` from `split.history`, scored by the run's network or by recent popularity."""
-    decoder = run.decoder(split.history)
-    if not popularity:
-        return decoder.candidates(run.net, users, run.cfg.eval.k), decoder
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """The run's config with the rank.* and decode.* keys of `overrides` changed."""
+    given = load_config(overrides)
+    keys = {o.split("=")[0] for o in overrides}
+    rank = {f: getattr(given.rank, f) for f in (k.split(".")[1] for k in keys if k.startswith("rank."))}
+    decode = {f: getattr(given.decode, f) for f in (k.split(".")[1] for k in keys if k.startswith("decode."))}
+    return dataclasses.replace(cfg, rank=dataclasses.replace(cfg.rank, **rank),
+                               decode=dataclasses.replace(cfg.decode, **decode))
+
+
+def candidates(run: Run, cfg: Config, split: Split, network: bool) -> Candidates:
+    """The candidates of the split's users from its history under `cfg`, scored by the run's network or by recent
+    popularity (the same for everyone)."""
+    run = dataclasses.replace(run, cfg=cfg)
+    decoder, users, k = run.decoder(split.history), split.users, cfg.eval.k
+    if network:
+        return decoder.candidates(run.net, users, k)
     pop = torch.as_tensor(decoder.evidence.tables.log_pop, dtype=torch.float32)
     logp = torch.log_softmax(pop.masked_fill(~torch.as_tensor(decoder.allowed), float("-inf")), dim=0)
-    step = run.cfg.decode.batch_users
-    parts = [decoder.candidates_for(users[i:i + step], logp.expand(len(users[i:i + step]), -1), run.cfg.eval.k)
+    step = cfg.decode.batch_users
+    parts = [decoder.candidates_for(users[i:i + step], logp.expand(len(users[i:i + step]), -1), k)
              for i in range(0, len(users), step)]
-    return Candidates.concat(parts, parts[0].names), decoder
+    return Candidates.concat(parts, parts[0].names)
 
 
-def fit_rows(run: Run, split: Split, c: Candidates, c_no: Candidates, future: tuple | None) -> dict[str, dict]:
-    k = run.cfg.eval.k
-    gain, gain_no = (split.truth.lookup(split.users, x.items) for x in (c, c_no))
-    hist = split.history.events
-    rows = {}
-    for name, extra in {**ROWS, "no network (popularity scorer, no network features)": ROWS[
-            "gbdt xentropy, no network features"]}.items():
-        v = load_config(extra)  # only the ranker and its features change; the rest is the run's own
-        cfg = dataclasses.replace(run.cfg, rank=v.rank, decode=dataclasses.replace(
-            run.cfg.decode, drop_features=v.decode.drop_features))
-        cands, g = (c_no, gain_no) if name.startswith("no network") else (c, gain)
-        t0 = time.perf_counter()
-        fitted, recs = fit_ranker(cands, g, cfg.decode, cfg.rank, k)
-        crossfit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        whole = make_ranker(cfg.decode, cfg.rank)
-        whole = whole.fit(cands, g) if cfg.rank.model == "gbdt" else whole.fit(
-            cands, g, cfg.decode.blend_steps, cfg.decode.blend_lr, cfg.decode.blend_l2)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        top_k(cands, whole.score(cands), k)
-        score_s = time.perf_counter() - t0
-        row = {"val": metrics.competition_score(recs, split.users, split.truth),
-               "val ndcg": metrics.ndcg_at_k(recs, split.users, split.truth),
-               "val repeat": metrics.repeat_share(recs, split.users, hist["user"].to_numpy(), hist["item"].to_numpy()),
-               "fit s": fit_s, "score s": score_s, "crossfit s": crossfit_s}
-        if future is not None:
-            fsplit, fc, fc_no = future
-            fcands = fc_no if name.startswith("no network") else fc
-            frecs = top_k(fcands, fitted.score(fcands), k)[0]
-            row["future"] = metrics.competition_score(frecs, fsplit.users, fsplit.truth)
-        rows[name] = row
-        print(name, {key: round(v, 4) for key, v in row.items()}, file=sys.stderr, flush=True)
-    return rows
+def one_row(cfg: Config, split: Split, c: Candidates, future: tuple[Split, Candidates] | None) -> dict[str, float]:
+    """Cross-fitted validation lists, the whole-window fit applied to the future window, and their timings."""
+    k, hist = cfg.eval.k, split.history.events
+    gain = split.truth.lookup(split.users, c.items)
+    recs = crossfit(c, gain, cfg.decode, cfg.rank, k)
+    t0 = time.perf_counter()
+    ranker = fit_on(c, gain, cfg.decode, cfg.rank)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    top_k(c, ranker.score(c), k)
+    row = {"val": metrics.competition_score(recs, split.users, split.truth),
+           "val ndcg": metrics.ndcg_at_k(recs, split.users, split.truth),
+           "val repeat": metrics.repeat_share(recs, split.users, hist["user"].to_numpy(), hist["item"].to_numpy()),
+           "fit s": fit_s, "score s": time.perf_counter() - t0}
+    if future is not None:
+        fsplit, fc = future
+        row["future"] = metrics.competition_score(top_k(fc, ranker.score(fc), k)[0], fsplit.users, fsplit.truth)
+    return row
 
 
 def main(argv: list[str]) -> None:
-    cfg: Config = load_config(argv)
-    run = Run.load(cfg, whole_log=False)  # scored on the temporal window: the cut's network
+    run = Run.load(load_config(argv), whole_log=False)  # scored on the temporal window: the cut's network
     torch.set_grad_enabled(False)
     ds = load_dataset(run.cfg.data, run.cfg.clean)
     split = make_split(ds, run.cfg.split, run.cfg.seed, run.cfg.metric)
-    t0 = time.perf_counter()
-    c, _ = candidates(run, split, split.users)
-    c_no, _ = candidates(run, split, split.users, popularity=True)
-    print(f"{len(split.users)} validation users, {int(c.mask.sum()):,} candidates "
-          f"({c.mask.sum(1).mean():.0f} per user), decoded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    future = None
-    if ds.future is not None:
-        fsplit = make_split(ds, dataclasses.replace(run.cfg.split, mode="future"), run.cfg.seed, run.cfg.metric)
-        future = (fsplit, candidates(run, fsplit, fsplit.users)[0],
-                  candidates(run, fsplit, fsplit.users, popularity=True)[0])
-    rows = fit_rows(run, split, c, c_no, future)
-    head = ["ranker", "val/score", "val ndcg@k", "val repeat", "future score", "fit s", "score s"]
+    fsplit = None if ds.future is None else make_split(
+        ds, dataclasses.replace(run.cfg.split, mode="future"), run.cfg.seed, run.cfg.metric)
+    print(f"{len(split.users)} validation users", file=sys.stderr)
+    cache: dict[tuple, tuple[Candidates, Candidates | None]] = {}
+    rows, recalls = {}, {}
+    for name, (overrides, network) in ROWS.items():
+        cfg = with_overrides(run.cfg, overrides)
+        d = cfg.decode
+        key = (network, d.n_model_candidates, d.n_history_candidates, d.n_transition_candidates,
+               d.n_next_candidates, d.n_artist_candidates)
+        if key not in cache:
+            # the future window's candidates come from the whole log, decoded by the same (cut's) network
+            cache[key] = (candidates(run, cfg, split, network),
+                          None if fsplit is None else candidates(run, cfg, fsplit, network))
+        c, fc = cache[key]
+        rows[name] = one_row(cfg, split, c, None if fsplit is None else (fsplit, fc))
+        rows[name]["per user"] = float(c.mask.sum(1).mean())
+        recalls[name] = recall(np.where(c.mask, c.items, PAD), split, cfg.eval.k)
+        print(name, {key: round(v, 4) for key, v in rows[name].items()}, file=sys.stderr, flush=True)
+    head = ["row", "val/score", "val ndcg@k", "val repeat", "future score", "fit s", "score s", "candidates/user",
+            "recall played", "recall never played"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for name, r in rows.items():
         print(f"| {name} | {r['val']:.4f} | {r['val ndcg']:.4f} | {r['val repeat']:.2f} | "
-              f"{r.get('future', float('nan')):.4f} | {r['fit s']:.1f} | {r['score s']:.1f} |")
-    print("\n| candidates | users | per user | recall of the best credit: played | never played |")
-    print("|---|---|---|---|---|")
-    for name, cc in (("network + history + transitions", c), ("popularity + history + transitions", c_no)):
-        rc = recall(np.where(cc.mask, cc.items, PAD), split, run.cfg.eval.k)
-        print(f"| {name} | {len(split.users)} | {cc.mask.sum(1).mean():.0f} | {rc['played']:.1%} | "
-              f"{rc['never played']:.1%} |")
+              f"{r.get('future', float('nan')):.4f} | {r['fit s']:.1f} | {r['score s']:.1f} | {r['per user']:.0f} | "
+              f"{recalls[name]['played']:.1%} | {recalls[name]['never played']:.1%} |")
 
 
 if __name__ == "__main__":

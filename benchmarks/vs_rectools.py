@@ -47,7 +47,7 @@ from seqrec import PAD, metrics
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
-from seqrec.inference.decode import fit_ranker
+from seqrec.inference.decode import crossfit
 from seqrec.io import write_atomic
 from seqrec.models.ranker import Blend, Candidates, top_k
 from seqrec.run import Run
@@ -252,12 +252,12 @@ def rectools_network(split: Split, work: Path, run: Run, k: int) -> dict:
         parts.append(decoder.candidates_for(users, torch.log_softmax(logits.masked_fill(~allowed, float("-inf")),
                                                                      dim=-1), k))
     c = Candidates.concat(parts, parts[0].names)
-    _, crossfit = fit_ranker(c, split.truth.lookup(split.users, c.items), run.cfg.decode, run.cfg.rank, k)
+    lists = crossfit(c, split.truth.lookup(split.users, c.items), run.cfg.decode, run.cfg.rank, k)
     own = pd.read_parquet(work / "rectools_recs_unfiltered.parquet").sort_values(["user", "rank"])
     own = own.groupby("user")["item"].agg(list).to_dict()
     plain_lists = np.concatenate(plain)
     agree = np.mean([len(set(own.get(int(u), [])) & set(r)) / k for u, r in zip(split.users, plain_lists, strict=True)])
-    return {"network": top_k(c, Blend.by("model_logp").score(c), k)[0], "pipeline": crossfit,
+    return {"network": top_k(c, Blend.by("model_logp").score(c), k)[0], "pipeline": lists,
             "embedding_agreement": float(agree)}
 
 

@@ -6,7 +6,7 @@ import torch
 from seqrec import PAD
 from seqrec.config import DecodeConfig, RankConfig, load_config
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.decode import fit_ranker, make_decoder
+from seqrec.inference.decode import crossfit, fit_on, make_decoder
 from seqrec.inference.evidence import FEATURES, LogTables
 from seqrec.models.features import event_features, history_inputs
 from seqrec.models.ranker import GBDT, Blend, Candidates, load_ranker, top_k
@@ -271,9 +271,9 @@ def test_gbdt_learns_the_gain_through_missing_values_and_survives_its_checkpoint
     gain = np.where(np.isnan(x[..., due]), 0.0, (x[..., due] > 0.5) * 1.0).astype(np.float32)
     c = Candidates(np.tile(np.arange(1, n_cands + 1), (n_users, 1)), np.ones((n_users, n_cands), bool), x, FEATURES)
     d, r = DecodeConfig(), RankConfig(objective=objective, trees=40, min_data_in_leaf=20, threads=1)
-    ranker, crossfit = fit_ranker(c, gain, d, r, k=3)
+    ranker, lists = fit_on(c, gain, d, r), crossfit(c, gain, d, r, k=3)
     assert isinstance(ranker, GBDT) and ranker.features == FEATURES
-    hit = np.take_along_axis(gain, crossfit - 1, 1).sum()
+    hit = np.take_along_axis(gain, lists - 1, 1).sum()
     best = np.sort(gain, 1)[:, ::-1][:, :3].sum()
     by_model = np.take_along_axis(gain, top_k(c, Blend.by("model_logp").score(c), 3)[0] - 1, 1).sum()
     assert hit >= 0.97 * best and by_model < 0.5 * best  # cross-fitted lists find the due tracks; noise does not

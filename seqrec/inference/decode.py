@@ -135,27 +135,25 @@ def make_ranker(d: DecodeConfig, r: RankConfig) -> Ranker:
                                      "negative_share": r.negative_share, "num_threads": r.threads})
 
 
-def fit_ranker(c: Candidates, gain: np.ndarray, d: DecodeConfig, r: RankConfig, k: int,
-               whole: bool = True) -> tuple[Ranker | None, np.ndarray]:
-    """The ranking stage fitted on all of the validation candidates (None without `whole`), and validation lists
-    that are cross-fitted: each half of the users is ranked by a ranker fitted on the other half. Callable outside
-    Lightning."""
+def fit_on(c: Candidates, gain: np.ndarray, d: DecodeConfig, r: RankConfig) -> Ranker:
+    """The configured ranking stage fitted on candidates and their window gains. Callable outside Lightning."""
     if not d.use_history:
-        ranker = Blend.by("model_logp")
-        return ranker, top_k(c, ranker.score(c), k)[0]
+        return Blend.by("model_logp")
     blank = make_ranker(d, r)
+    if isinstance(blank, GBDT):
+        return blank.fit(c, gain)
+    return blank.fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2)
 
-    def fit(part: Candidates, g: np.ndarray) -> Ranker:
-        if isinstance(blank, GBDT):
-            return blank.fit(part, g)
-        return blank.fit(part, g, d.blend_steps, d.blend_lr, d.blend_l2)
 
+def crossfit(c: Candidates, gain: np.ndarray, d: DecodeConfig, r: RankConfig, k: int) -> np.ndarray:
+    """(users, k) validation lists that are out of sample: each half of the users is ranked by a ranker fitted on
+    the other half."""
     recs = np.empty((len(c.items), k), dtype=np.int64)
     half = np.arange(len(c.items)) % 2 == 0
     for part in (half, ~half):
-        other = fit(c.rows(~part), gain[~part])
+        other = fit_on(c.rows(~part), gain[~part], d, r)
         recs[part] = top_k(c.rows(part), other.score(c.rows(part)), k)[0]
-    return (fit(c, gain) if whole else None), recs
+    return recs
 
 
 def _dense(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:

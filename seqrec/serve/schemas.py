@@ -47,7 +47,7 @@ class EventAck(BaseModel):
 class ScoredItem(BaseModel):
     item_id: int
     rank: int = Field(description="1 = best.")
-    score: float | None = Field(description="Blend score (recommendations) or cosine (similar); null for popular.")
+    score: float | None = Field(description="Ranking score (recommendations) or cosine (similar); null for popular.")
 
 
 class Recommendations(BaseModel):

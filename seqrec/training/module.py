@@ -13,7 +13,7 @@ import torch
 
 from seqrec import PAD, metrics
 from seqrec.config import DecodeConfig, ModelConfig, RankConfig, TrainConfig
-from seqrec.inference.decode import fit_ranker
+from seqrec.inference.decode import crossfit, fit_on
 from seqrec.models.features import INPUT
 from seqrec.models.ranker import Blend, Candidates, load_ranker, top_k
 from seqrec.models.sasrec import SASRec
@@ -97,11 +97,11 @@ class SeqRecModule(pl.LightningModule):
         self._val = []
         truth = dm.split.truth
         gain = truth.lookup(users, c.items)
-        _, recs = fit_ranker(c, gain, self.decode_cfg, self.rank_cfg, self.k, whole=False)
+        recs = crossfit(c, gain, self.decode_cfg, self.rank_cfg, self.k)
         score = metrics.competition_score(recs, users, truth)
         if score > self._best_score:  # the epoch best.ckpt will keep: its ranker, fitted on the whole window
             self._best_score = score
-            self.ranker = fit_ranker(c, gain, self.decode_cfg, self.rank_cfg, self.k)[0]
+            self.ranker = fit_on(c, gain, self.decode_cfg, self.rank_cfg)
         hist = dm.split.history.events
         k = self.k
         self.log_dict({
