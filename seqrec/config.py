@@ -9,6 +9,8 @@ from omegaconf import OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 WEIGHT_MODES = ("quarter", "raw", "binary", "none")
+OBJECTIVES = {"next": 0.0, "window": 1.0, "both": 0.5}
+"""Training objectives and the share of positions whose target is drawn from the following window."""
 """How a training target counts, from its listened fraction: the metric's quarter, the raw fraction, 1 from half
 on, or always 1."""
 
@@ -210,6 +212,12 @@ class TrainConfig:
     """TensorBoard logging interval."""
     progress_bar: bool = True
     """Show Lightning's progress bar."""
+    objective: str = "next"
+    """What each position learns to predict: the `next` track, a track of the following `horizon_days` (`window`:
+    each position's target drawn among the events of that window, so over draws it is a multi-positive softmax
+    weighted by listens), or `both` (either with even odds)."""
+    horizon_days: float = 15.0
+    """The window of the `window` objective, as long as the contest's."""
     refit: bool = True
     """After validation has chosen the epoch count and fitted the ranking stage, train the network again on the whole
     log (the last window included, so the newest tracks are learned) for that many epochs: checkpoints/refit.ckpt,
@@ -219,6 +227,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.weight_mode not in WEIGHT_MODES:
             raise ValueError(f"train.weight_mode must be one of {', '.join(WEIGHT_MODES)}, got {self.weight_mode!r}")
+        if self.objective not in OBJECTIVES or self.horizon_days <= 0:
+            raise ValueError(f"train.objective must be one of {', '.join(OBJECTIVES)} and train.horizon_days > 0, "
+                             f"got {self.objective!r} and {self.horizon_days}")
         if self.loss not in ("full", "sampled"):
             raise ValueError(f"train.loss must be full or sampled, got {self.loss!r}")
 

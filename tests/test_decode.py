@@ -11,7 +11,7 @@ from seqrec.inference.evidence import FEATURES, LogTables
 from seqrec.models.features import event_features, history_inputs
 from seqrec.models.ranker import GBDT, Blend, Candidates, load_ranker, top_k
 from seqrec.models.sasrec import SASRec
-from seqrec.training.batches import TrainWindows, train_windows
+from seqrec.training.batches import TrainWindows, horizon_ends, train_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,6 +57,26 @@ def test_train_windows_cover_every_target_once(hand_feats):
     start, end = train_windows(hand_feats.offsets, 3, users=np.array([2, 3]))
     np.testing.assert_array_equal(start, [7])
     np.testing.assert_array_equal(end, [10])
+
+
+def test_window_targets_of_a_hand_log(make_dataset):
+    ds = make_dataset(HAND, n_items=6, n_users=4, invalid=(5,))
+    seqs = build_sequences(ds.events, ds.n_users, session_gap_min=30.0)
+    ends = horizon_ends(seqs.offsets, seqs.ts, 3600)  # one hour after each event, that event's last follower
+    np.testing.assert_array_equal(ends, [4, 4, 6, 6, 6, 6, 7, 9, 9, 10])
+    windows = TrainWindows(event_features(seqs, "quarter"), T=5, horizon_end=ends, p_window=1.0)
+    assert len(windows) == 2  # user 0's six events, user 2's three
+    np.random.seed(0)
+    seen = [[set() for _ in range(5)] for _ in range(2)]
+    for _ in range(200):
+        target = windows[[0, 1]]["target"].numpy()
+        for w in range(2):
+            for t in range(5):
+                seen[w][t].add(int(target[w, t]))
+    # user 0: after e0 the hour holds e1 e2 e3 (items 2 3 4); after e2, e3 e4 e5 (items 4, 5 and 2 again); ...
+    assert seen[0] == [{2, 3, 4}, {3, 4}, {4, 5, 2}, {5, 2}, {2}]
+    # user 2: after e7 only e8 lies in the hour; after e8 nothing does, so the next event (e9) stays its target
+    assert seen[1] == [{PAD}, {PAD}, {PAD}, {1}, {2}]
 
 
 def test_train_windows_batch_exact_tensors(hand_feats):

@@ -1,4 +1,5 @@
-"""Training windows from flat sequences: (B, T) inputs and the next event of each position as its target."""
+"""Training windows from flat sequences: (B, T) inputs and, per position, its target: the next event (`next`), an
+event drawn from the following `horizon_days` (`window`), or either with even odds (`both`)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,25 @@ def train_windows(offsets: np.ndarray, T: int, users: np.ndarray | None = None) 
     return start[u], stop[u] - k * T
 
 
-class TrainWindows(torch.utils.data.Dataset):
-    """Indexed by a list of window ids (batched fetch): inputs are events [end-1-T, end-1), targets one later."""
+def horizon_ends(offsets: np.ndarray, ts: np.ndarray, seconds: float) -> np.ndarray:
+    """(E,) for each event, one past the last event of the same user at most `seconds` after it."""
+    user = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    key = user * (1 << 40) + ts.astype(np.int64)  # sorted: events are by user, then time
+    return np.searchsorted(key, key + int(seconds), side="right")
 
-    def __init__(self, feats: EventFeatures, T: int, users: np.ndarray | None = None):
+
+class TrainWindows(torch.utils.data.Dataset):
+    """Indexed by a list of window ids (batched fetch): inputs are events [end-1-T, end-1); the target of the
+    position before event j is j itself (`next`), or, with `horizon_end`, one of the user's events in j ..
+    horizon_end[j-1] drawn uniformly: over draws, every event of the following days is a target of the position in
+    turn (a multi-positive softmax over the window, each event weighted by its listen). `p_window`: the share of
+    positions that draw from the window (1: `window`, 0.5: `both`)."""
+
+    def __init__(self, feats: EventFeatures, T: int, users: np.ndarray | None = None,
+                 horizon_end: np.ndarray | None = None, p_window: float = 1.0):
         self.f, self.T = feats, T
         self.start, self.end = train_windows(feats.offsets, T, users)
+        self.horizon_end, self.p_window = horizon_end, p_window
 
     def __len__(self) -> int:
         return len(self.start)
@@ -36,6 +50,10 @@ class TrainWindows(torch.utils.data.Dataset):
         tidx = end[:, None] - self.T + np.arange(self.T)[None, :]  # (B, T) target positions
         ok = tidx >= start[:, None] + 1
         tidx = np.where(ok, tidx, 0)
+        if self.horizon_end is not None:
+            hi = np.maximum(self.horizon_end[np.maximum(tidx - 1, 0)], tidx + 1)  # at least the next event
+            draw = tidx + (np.random.random(tidx.shape) * (hi - tidx)).astype(np.int64)
+            tidx = np.where(ok & (np.random.random(tidx.shape) < self.p_window), draw, tidx)
         batch["target"] = torch.from_numpy(np.where(ok, self.f.item[tidx], PAD))
         batch["weight"] = torch.from_numpy(np.where(ok, self.f.weight[tidx], 0.0).astype(np.float32))
         return batch

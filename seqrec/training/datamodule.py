@@ -9,14 +9,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
 
-from seqrec.config import Config
+from seqrec.config import OBJECTIVES, Config
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.data.split import Split
 from seqrec.inference.decode import Decoder, make_decoder
 from seqrec.inference.evidence import LogTables
 from seqrec.models.features import event_features
-from seqrec.training.batches import TrainWindows
+from seqrec.training.batches import TrainWindows, horizon_ends
 
 
 class WindowBatches(BatchSampler):
@@ -46,7 +46,9 @@ class SeqDataModule(pl.LightningDataModule):
         ds: Dataset = split.history
         seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
         self.feats = event_features(seqs, cfg.train.weight_mode)
-        self.train_set = TrainWindows(self.feats, cfg.model.max_len)
+        p_window = OBJECTIVES[cfg.train.objective]
+        horizon = horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400) if p_window else None
+        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon, p_window=p_window)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
 
     @cached_property
