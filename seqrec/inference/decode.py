@@ -60,7 +60,8 @@ class Decoder:
     def candidates_for(self, users: np.ndarray, logp: torch.Tensor, k: int = 0,
                        state: tuple[torch.Tensor, torch.Tensor] | None = None) -> Candidates:
         """The candidates of `users` given a scorer's (B, V) log-probabilities over the catalog: its top tracks,
-        the users' history and what follows their favourites, without the user's blocked tracks. With the scorer's
+        the users' history, what follows their favourites and the other configured sources, without the user's blocked
+        tracks. With the scorer's
         `state` ((B, D) user states, (V, D) item vectors) the candidates also carry their cosine to the state."""
         device = logp.device
         if self.blocked is not None:
