@@ -2,8 +2,8 @@
 
 import sys
 
-from seqrec.config import load_config
-from seqrec.predict import predict
+from seqrec.cli import run
+from seqrec.predict import COMMAND, main
 
 if __name__ == "__main__":
-    predict(load_config(sys.argv[1:]))
+    sys.exit(run(COMMAND, main))

@@ -2,8 +2,8 @@
 
 import sys
 
-from seqrec.config import load_config
-from seqrec.train import train
+from seqrec.cli import run
+from seqrec.train import COMMAND, main
 
 if __name__ == "__main__":
-    train(load_config(sys.argv[1:]))
+    sys.exit(run(COMMAND, main))

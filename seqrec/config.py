@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seqrec.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 WEIGHT_MODES = ("quarter", "raw", "binary", "none")
@@ -369,6 +373,7 @@ class RunConfig:
     """Where a training run keeps checkpoints, TensorBoard logs and its resolved config."""
 
     dir: str = "runs/default"
+    """The run folder: checkpoints/, tb/ (TensorBoard), reports/, config.yaml."""
 
     @property
     def checkpoints(self) -> Path:
@@ -456,29 +461,56 @@ _SHORTHANDS = {"model": "model.name", "item_id": "similar.item_id", "k": "simila
 
 
 def load_config(overrides: list[str] | None = None) -> Config:
-    """The dataclasses' defaults (the one source of them) <- presets <- command-line overrides, type-checked."""
+    """The dataclasses' defaults (the one source of them) <- presets <- command-line overrides, type-checked.
+
+    A wrong key, value or preset raises UserError naming it (with the closest known key for a typo)."""
     overrides = list(overrides or [])
     schema = OmegaConf.structured(Config)
     layers = []
     rest, given = [], []
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value (e.g. data.dir=data/real)")
+            raise UserError(f"{item!r} is not key=value (e.g. data.dir=data/real); --help lists the main keys")
         key, value = item.split("=", 1)
         if key == "preset":
             preset = CONFIG_DIR / f"{value}.yaml"
             if not preset.exists():
                 known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-                raise ValueError(f"preset {value!r} not found in {CONFIG_DIR}; known: {known}")
+                raise UserError(f"preset {value!r} not found in {CONFIG_DIR}; known: {known}")
             layer = OmegaConf.load(preset)
             layers.append(layer)
             given += [f"{k}={v}" for k, v in _leaves(OmegaConf.to_container(layer))]
         else:
             rest.append(f"{_SHORTHANDS.get(key, key)}={value}")
-    merged = OmegaConf.merge(schema, *layers, OmegaConf.from_dotlist(rest))
-    cfg = OmegaConf.to_object(merged)
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(schema, *layers, OmegaConf.from_dotlist(rest)))
+    except OmegaConfBaseException as err:
+        raise _config_error(err, [r.split("=", 1)[0] for r in rest]) from err
+    except ValueError as err:  # a dataclass's __post_init__ check: its message names the key
+        raise UserError(str(err)) from err
     cfg.overrides = given + rest
     return cfg
+
+
+def config_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+    """Every dotted key of the config, in declaration order."""
+    out = []
+    for f in fields(cls or Config):
+        typ = f.default_factory if is_dataclass(f.default_factory) else None
+        out += config_keys(typ, f"{prefix}{f.name}.") if typ else [f"{prefix}{f.name}"]
+    return [k for k in out if k != "overrides"]
+
+
+def _config_error(err: OmegaConfBaseException, given: list[str]) -> UserError:
+    """omegaconf's error as one line naming the key (as the user typed it, among `given`)."""
+    key = getattr(err, "full_key", None) or ""
+    message = str(err).split("\n")[0]
+    if isinstance(err, KeyError) and key:
+        key = next((g for g in given if g == key or g.startswith(f"{key}.")), key)
+        close = difflib.get_close_matches(key, config_keys(), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]}?" if close else "; --help lists the main keys"
+        return UserError(f"unknown key {key!r}{hint}")
+    return UserError(f"{key}: {message}" if key else message)
 
 
 def _leaves(tree: dict, prefix: str = "") -> list[tuple[str, object]]:

@@ -15,8 +15,10 @@ import numpy as np
 
 from seqrec import metrics, report
 from seqrec.baselines import make_baseline
+from seqrec.cli import Command, run
 from seqrec.config import Config, load_config
 from seqrec.data.split import Split
+from seqrec.errors import UserError
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.io import write_atomic
 from seqrec.run import Run
@@ -92,10 +94,21 @@ def markdown_table(rows: dict[str, dict[str, float]], k: int, cols: list[str] | 
     return "\n".join(lines)
 
 
+COMMAND = Command(
+    usage="python -m seqrec.evaluate [split.mode=temporal|future] [eval.models=[...]] [key=value ...]",
+    summary="Fit the baselines (and decode a trained run with sasrec in eval.models) on the log up to a cut and "
+            "score the next\n15 days with the contest metric and others; tables in eval.out (markdown, JSON).",
+    keys=("data.dir", "split.mode", "split.min_window_events", "eval.models", "run.dir", "eval.k", "eval.cutoffs",
+          "eval.out", "metric.fraction", "metric.rounding", "metric.normalise", "rerank.enabled"),
+    examples=("python -m seqrec.evaluate data.dir=data/real",
+              "python -m seqrec.evaluate eval.models=[transitions,sasrec] run.dir=runs/demo split.mode=future"),
+)
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     cfg = load_config(sys.argv[1:] if argv is None else argv)
     if not cfg.eval.models:
-        raise ValueError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
+        raise UserError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
     run = None
     if "sasrec" in cfg.eval.models:  # every row then reads the data as the run was trained on it
         run = Run.load(cfg, whole_log=cfg.split.mode == "future")  # the temporal window: the cut's network
@@ -130,7 +143,7 @@ def evaluate_models(split: Split, cfg: Config, run: Run | None = None) -> dict[s
     rows = {}
     for name in cfg.eval.models:
         rows[name] = evaluate_model(name, split, cfg, run=run)
-        note = " (its blend was fitted on this window: in-sample)" if name == "sasrec" and \
+        note = " (its ranking stage was fitted on this window: in-sample)" if name == "sasrec" and \
             cfg.split.mode == "temporal" else ""
         print(f"  {name}: score {rows[name]['score']:.4f}{note}", flush=True)
         if cfg.rerank.enabled:
@@ -140,4 +153,4 @@ def evaluate_models(split: Split, cfg: Config, run: Run | None = None) -> dict[s
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(COMMAND, main))

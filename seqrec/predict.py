@@ -7,12 +7,26 @@ import dataclasses
 import time
 
 from seqrec import report
-from seqrec.config import Config
+from seqrec.cli import Command
+from seqrec.config import Config, load_config
 from seqrec.data.split import make_split
 from seqrec.evaluate import list_metrics
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
 from seqrec.run import Run, recommend
+
+COMMAND = Command(
+    usage="python predict.py [model=sasrec|NAME] [key=value ...]",
+    summary="Recommend 50 tracks for every user of test.csv from the whole log (a trained run, or a baseline "
+            "fitted now),\nwrite the submission atomically and score it when future.csv is present.",
+    keys=("data.dir", "run.dir", "model.name", "submission", "eval.k", "decode.batch_users", "rerank.enabled"),
+    examples=("python predict.py run.dir=runs/demo submission=runs/demo/submission.csv",
+              "python predict.py model=transitions data.dir=data/real submission=transitions.csv"),
+)
+
+
+def main(argv: list[str]) -> None:
+    predict(load_config(argv))
 
 
 def predict(cfg: Config) -> dict[str, float] | None:

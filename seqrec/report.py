@@ -24,9 +24,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from seqrec.cli import Command, run
 from seqrec.config import Config, RunConfig, load_config
 from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.data.split import Split, make_split
+from seqrec.errors import UserError
 from seqrec.io import write_atomic
 
 STEPS = ("ingest", "split", "train", "refit", "evaluate", "predict")
@@ -126,13 +128,21 @@ def _fmt(value) -> str:
     return str(value)
 
 
+COMMAND = Command(
+    usage="python -m seqrec.report run.dir=RUN",
+    summary="Print the summary of each step's JSON report of a run folder, in pipeline order.",
+    keys=("run.dir",),
+    examples=("python -m seqrec.report run.dir=runs/demo",),
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(sys.argv[1:] if argv is None else argv)
     if not (Path(cfg.run.dir) / "reports").is_dir():
-        raise SystemExit(f"{cfg.run.dir}/reports not found: run train.py, seqrec.evaluate or predict.py with "
+        raise UserError(f"{cfg.run.dir}/reports not found: run train.py, seqrec.evaluate or predict.py with "
                          f"run.dir={cfg.run.dir} first")
     print(summarise(cfg.run))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(COMMAND, main))

@@ -20,6 +20,7 @@ from seqrec.baselines import make_baseline
 from seqrec.config import Config, ModelConfig
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
+from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder, make_decoder
 from seqrec.inference.evidence import LogTables
 from seqrec.metrics import repeat_share
@@ -34,7 +35,7 @@ ALLOWED = ("data", "run", "submission", "eval", "split", "metric", "rerank", "se
 """Settings (or sections) a command may change about a trained run."""
 
 
-class RunError(ValueError):
+class RunError(UserError):
     """A run that cannot be used as asked; the message names the file or the setting and what to do."""
 
 

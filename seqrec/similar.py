@@ -16,13 +16,15 @@ import torch.nn.functional as F
 
 from seqrec import PAD
 from seqrec.baselines import ItemKNN
+from seqrec.cli import Command, run
 from seqrec.config import BaselineConfig, Config, SimilarConfig, load_config
 from seqrec.data.dataset import Dataset, load_dataset
+from seqrec.errors import UserError
 from seqrec.run import Run, RunError
 from seqrec.topk import sparse_topk
 
 
-class SimilarError(ValueError):
+class SimilarError(UserError):
     """A request the command cannot answer (unknown track, no checkpoint); the message says what to do."""
 
 
@@ -149,15 +151,19 @@ def similar(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     return idx, val
 
 
+COMMAND = Command(
+    usage="python -m seqrec.similar item_id=ID [k=N] [similar.method=embedding|cooccurrence] [key=value ...]",
+    summary="The tracks most similar to one track: by the trained run's item embeddings or by co-listening.",
+    keys=("similar.item_id", "similar.k", "similar.method", "run.dir", "data.dir"),
+    examples=("python -m seqrec.similar item_id=123 run.dir=runs/demo",
+              "python -m seqrec.similar item_id=123 similar.method=cooccurrence k=20"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    cfg = load_config(sys.argv[1:] if argv is None else argv)
-    try:
-        similar(cfg)
-    except SimilarError as err:
-        print(f"seqrec.similar: {err}", file=sys.stderr)
-        return 2
+    similar(load_config(sys.argv[1:] if argv is None else argv))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(COMMAND, main))

@@ -12,7 +12,8 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqrec import report
-from seqrec.config import Config, to_yaml
+from seqrec.cli import Command
+from seqrec.config import Config, load_config, to_yaml
 from seqrec.data.dataset import Dataset
 from seqrec.data.split import Split
 from seqrec.io import write_atomic
@@ -20,6 +21,22 @@ from seqrec.metrics import build_truth
 from seqrec.models.ranker import load_ranker
 from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
+
+COMMAND = Command(
+    usage="python train.py [preset=demo|gpu|tiny] [key=value ...]",
+    summary="Train the SASRec network and its ranking stage on the temporal split of a hear-me folder, validating "
+            "with the contest metric;\nthen refit the network on the whole log. Writes RUN/checkpoints, RUN/tb "
+            "(TensorBoard) and RUN/reports.",
+    keys=("data.dir", "run.dir", "preset", "train.max_epochs", "train.accelerator", "train.devices",
+          "train.precision", "train.batch_size", "train.lr", "train.loss", "train.objective", "train.refit",
+          "model.d_model", "rank.model", "ckpt", "seed"),
+    examples=("python train.py preset=demo", "python train.py data.dir=data/real run.dir=runs/real preset=gpu",
+              "python train.py run.dir=runs/real ckpt=last   # resume"),
+)
+
+
+def main(argv: list[str]) -> None:
+    train(load_config(argv))
 
 
 def _devices(spec: str) -> int | str | list[int]:

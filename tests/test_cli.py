@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seqrec import validate
+from seqrec import cli, validate
 from seqrec.baselines import BASELINES
 from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
@@ -17,7 +17,6 @@ from seqrec.predict import predict
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["popular", "segment_popular", "relisten", "transitions", "als", "itemknn"]
-USAGE = "usage: python -m seqrec.validate SUBMISSION.csv data.dir=DIR [key=value ...]\n"
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -95,23 +94,26 @@ def test_validate_lists_every_violation_of_a_broken_submission(tiny_synth, popul
 @pytest.mark.parametrize("files", [[], ["a.csv", "b.csv"]])
 def test_validate_without_exactly_one_file_prints_usage(tiny_synth, tmp_path, files):
     done = run(["-m", "seqrec.validate", *files, f"data.dir={tiny_synth}"], tmp_path)
-    assert (done.returncode, done.stdout, done.stderr) == (2, "", USAGE)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"error: give exactly one submission file, got {files or 'none'}; usage: "
+                           f"{validate.COMMAND.usage}\n")
 
 
 @pytest.mark.parametrize("content, reason", [
     (None, "No such file"),
-    (b"", "No columns to parse from file"),
-    (b"id,user_id,item_id,rank\n0,1,2,3\n1,1,2,3,4,5\n", "Expected 4 fields in line 3, saw 6"),
-    (b"id,user_id,item_id,rank\n0,1,\xff\xfe,1\n", "codec can't decode byte 0xff"),
+    (b"", "cannot read as CSV: No columns to parse from file"),
+    (b"id,user_id,item_id,rank\n0,1,2,3\n1,1,2,3,4,5\n",
+     "cannot read as CSV: Error tokenizing data. C error: Expected 4 fields in line 3, saw 6"),
+    (b"id,user_id,item_id,rank\n0,1,\xff\xfe,1\n", "cannot read as CSV: 'utf-8' codec can't decode byte 0xff"),
 ])
 def test_validate_reports_an_unreadable_file(tiny_synth, tmp_path, capsys, content, reason):
     path = tmp_path / "sub.csv"
     if content is not None:
         path.write_bytes(content)
-    assert validate.main([str(path), f"data.dir={tiny_synth}"]) == 1
+    assert cli.run(validate.COMMAND, validate.main, [str(path), f"data.dir={tiny_synth}"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith(f"{path}: cannot read: ") and reason in err.splitlines()[0]
+    assert err.startswith(f"error: {path}: ") and reason in err and err.count("\n") == 1
 
 
 def test_evaluate_writes_both_tables_and_names_the_best(tiny_synth, tmp_path):

@@ -11,10 +11,11 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from seqrec import cli
 from seqrec.baselines import popular_order
 from seqrec.config import load_config
 from seqrec.run import Run, RunError
-from seqrec.serve.__main__ import main
+from seqrec.serve.__main__ import COMMAND, main
 from seqrec.serve.app import create_app, load_serve_config
 from seqrec.serve.online import StartupError
 from seqrec.serve.store import Event, SqliteEventStore
@@ -298,6 +299,6 @@ def test_a_model_that_fails_to_load_stops_start_up(run_dir, tmp_path, capsys, da
     args = [f"run.dir={run}", f"serve.db={tmp_path / 'events.sqlite'}"]
     with pytest.raises(StartupError, match=str(ckpt)):
         create_app(load_serve_config(args))
-    assert main(args) == 1  # returns instead of starting uvicorn
+    assert cli.run(COMMAND, main, args) == 2  # returns instead of starting uvicorn
     err = capsys.readouterr().err
-    assert err.startswith(f"seqrec.serve: cannot start: {ckpt}") and err.count("\n") == 1
+    assert err.startswith(f"error: {ckpt}") and err.count("\n") == 1

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec import PAD
+from seqrec import PAD, cli
 from seqrec.config import BaselineConfig, load_config, to_yaml
-from seqrec.similar import cooccurrence_neighbours, cooccurrence_table, embedding_neighbours, main
+from seqrec.similar import COMMAND, cooccurrence_neighbours, cooccurrence_table, embedding_neighbours, main
 from seqrec.training.module import SeqRecModule
 
 # Two clusters of three items (x-ish and y-ish); PAD's row copies item 1 to prove PAD is never returned.
@@ -123,9 +123,9 @@ def test_cli_reads_a_trained_runs_embeddings(folder, tmp_path, capsys):
 
 
 def test_cli_errors_name_the_unknown_id_and_the_missing_checkpoint(folder, tmp_path, capsys):
-    assert main([f"data.dir={folder}", "item_id=999", "similar.method=cooccurrence"]) == 2
+    assert cli.run(COMMAND, main, [f"data.dir={folder}", "item_id=999", "similar.method=cooccurrence"]) == 2
     err = capsys.readouterr().err
-    assert "item_id 999" in err and str(folder) in err
-    assert main([f"data.dir={folder}", f"run.dir={tmp_path / 'none'}", "item_id=300"]) == 2
+    assert err.startswith("error: ") and "item_id 999" in err and str(folder) in err
+    assert cli.run(COMMAND, main, [f"data.dir={folder}", f"run.dir={tmp_path / 'none'}", "item_id=300"]) == 2
     err = capsys.readouterr().err
     assert "not found: train first" in err and "similar.method=cooccurrence" in err

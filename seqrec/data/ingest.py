@@ -9,6 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from seqrec.errors import UserError
+
 # Expected columns and their types; `required` columns must be present, the rest are optional metadata.
 INTERACTIONS = {
     "user_id": pa.int64(),
@@ -53,7 +55,7 @@ SCHEMAS = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """An input file does not match the hear-me format; the message says where and what was expected."""
 
 

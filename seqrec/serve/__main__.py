@@ -7,23 +7,26 @@ import sys
 import torch
 import uvicorn
 
-from seqrec.data.ingest import DataError
+from seqrec.cli import Command, run
 from seqrec.serve.app import create_app, load_serve_config
-from seqrec.serve.online import StartupError
+
+COMMAND = Command(
+    usage="python -m seqrec.serve run.dir=RUN [port=8000] [key=value ...]",
+    summary="Serve a trained run over HTTP: recommendations, similar tracks, a user's history and live events "
+            "(stored in SQLite).\nOpenAPI docs at /docs.",
+    keys=("run.dir", "serve.host", "serve.port", "serve.db", "serve.k", "serve.max_k", "serve.torch_threads"),
+    examples=("python -m seqrec.serve run.dir=runs/demo port=8000",),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = load_serve_config(sys.argv[1:] if argv is None else argv)
     if cfg.serve.torch_threads:
         torch.set_num_threads(cfg.serve.torch_threads)
-    try:
-        app = create_app(cfg)
-    except (StartupError, DataError) as e:
-        print(f"seqrec.serve: cannot start: {e}", file=sys.stderr)
-        return 1
+    app = create_app(cfg)  # a bad run folder or checkpoint stops here, before serving
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(COMMAND, main))

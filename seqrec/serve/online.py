@@ -25,6 +25,7 @@ from seqrec.baselines import popular_order
 from seqrec.config import Config
 from seqrec.data.clean import clean_events
 from seqrec.data.dataset import Dataset, load_dataset
+from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder
 from seqrec.inference.evidence import LogTables
 from seqrec.models.ranker import top_k
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 DAY = pd.Timedelta(days=1)
 
 
-class StartupError(RuntimeError):
+class StartupError(UserError):
     """The service cannot start; the message names the file and the reason."""
 
 

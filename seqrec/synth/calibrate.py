@@ -25,6 +25,7 @@ import numpy as np
 
 from seqrec import metrics
 from seqrec.baselines import make_baseline
+from seqrec.cli import run
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
@@ -198,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         name, _, value = kv.partition("=")
         if name not in names or not value:
             p.error(f"{kv!r}: expected knob=value with a SynthConfig field, one of {', '.join(names)}")
-        changes[name] = type(getattr(synth, name))(value)
+        try:
+            changes[name] = type(getattr(synth, name))(value)
+        except ValueError:
+            p.error(f"{kv!r}: {value!r} is not a {type(getattr(synth, name)).__name__}")
     synth = dataclasses.replace(synth, **changes)
     cfg = load_config([])
     with tempfile.TemporaryDirectory(prefix="seqrec-calibration-") as tmp:
@@ -215,4 +219,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(None, main))

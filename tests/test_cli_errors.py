@@ -1,0 +1,100 @@
+"""Every entry point: --help says what it does with its main keys, defaults and an example; a user's mistake is
+one `error:` line, exit 2, no traceback; SEQREC_DEBUG=1 brings the traceback back."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqrec import cli, evaluate, predict, report, similar, train, validate
+from seqrec.config import load_config
+from seqrec.errors import UserError
+from seqrec.serve import __main__ as serve
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "validate": validate, "similar": similar,
+            "report": report, "serve": serve}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_lists_main_keys_with_defaults_docs_and_an_example(name, capsys):
+    module = COMMANDS[name]
+    assert cli.run(module.COMMAND, module.main, ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: {module.COMMAND.usage}\n")
+    for key in module.COMMAND.keys:
+        assert f"  {key}=" in out, key
+    assert "\nexamples:\n  python " in out
+    if "run.dir" in module.COMMAND.keys:  # a default and its one-line doc, from the config dataclass
+        assert "run.dir=runs/default" in out and "The run folder: checkpoints/" in out
+
+
+@pytest.mark.parametrize("name, argv, named", [
+    ("train", ["trainer.max_epochs=1"], "unknown key 'trainer.max_epochs'; did you mean train.max_epochs?"),
+    ("train", ["train.max_epochs=abc"], "train.max_epochs: Value 'abc'"),
+    ("predict", ["--fast"], "'--fast' is not key=value"),
+    ("evaluate", ["clean.overlong=cut"], "clean.overlong must be 'clip' or 'drop', got 'cut'"),
+    ("evaluate", ["preset=huge"], "preset 'huge' not found"),
+    ("report", ["run.dir={tmp}/none"], "{tmp}/none/reports not found"),
+    ("similar", ["item_id=1", "run.dir={tmp}/none"], "{tmp}/none/config.yaml not found"),
+    ("serve", ["run.dir={tmp}/none"], "{tmp}/none"),
+    ("validate", ["{tmp}/missing.csv", "data.dir={tmp}/nodata"], "{tmp}/nodata: data folder not found"),
+    ("train", ["data.dir={tmp}/nodata", "train.progress_bar=false"], "{tmp}/nodata: data folder not found"),
+])
+def test_a_user_error_is_one_line_exit_2(name, argv, named, tmp_path, capsys):
+    module = COMMANDS[name]
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert cli.run(module.COMMAND, module.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named.format(tmp=tmp_path) in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_scripts_exit_2_without_a_traceback_and_debug_shows_it(tmp_path):
+    def script(*args, **env):
+        return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **env})
+
+    done = script("trainer.max_epochs=1")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "error: unknown key 'trainer.max_epochs'; did you mean train.max_epochs?\n"
+    debug = script("trainer.max_epochs=1", SEQREC_DEBUG="1")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "UserError" in debug.stderr
+    help_ = script("--help")
+    assert help_.returncode == 0 and help_.stdout.startswith("usage: python train.py")
+
+
+def test_an_internal_error_keeps_its_traceback():
+    def broken(argv):
+        raise KeyError("a bug, not the user's")
+
+    with pytest.raises(KeyError, match="a bug"):
+        cli.run(train.COMMAND, broken, [])
+
+
+def test_a_path_with_an_equals_sign_is_a_path(tmp_path):
+    assert not cli.is_override("runs/lr=1e-3/submission.csv")
+    assert cli.is_override("data.dir=runs/lr=1e-3")
+    odd = tmp_path / "a=b.csv"
+    odd.write_text("")
+    assert not cli.is_override(str(odd))
+
+
+def test_config_errors_are_user_errors_naming_the_key():
+    with pytest.raises(UserError, match=r"unknown key 'rank.modle'; did you mean rank.model\?"):
+        load_config(["rank.modle=gbdt"])
+    with pytest.raises(UserError, match="train.lr: Value 'fast'"):
+        load_config(["train.lr=fast"])
+
+
+def test_synth_answers_help_and_a_bad_flag_in_its_own_words(tmp_path):
+    def synth(*args):
+        return subprocess.run([sys.executable, "-m", "seqrec.synth", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+
+    help_ = synth("--help")
+    assert help_.returncode == 0 and "--out OUT" in help_.stdout and "python -m seqrec.synth --out" in help_.stdout
+    bad = synth("--out", str(tmp_path / "x"), "--users", "many")
+    assert bad.returncode == 2 and "error: argument --users: invalid int value: 'many'" in bad.stderr
+    assert "Traceback" not in bad.stderr
