@@ -35,6 +35,9 @@ class CleanConfig:
 
     max_duration_ratio: float = 5.0
     """A listen longer than this many track lengths is an outlier."""
+    max_listen_hours: float = 24.0
+    """A listened_duration above this (or not a finite number) is an export error: the row is dropped; it bounds
+    listens on tracks without a known length, which max_duration_ratio cannot judge."""
     overlong: str = "clip"
     """What to do with outliers: `clip` to one track length or `drop` the row."""
     negative: str = "drop"
@@ -53,6 +56,8 @@ class CleanConfig:
             raise ValueError(f"clean.negative must be 'drop' or 'zero', got {self.negative!r}")
         if self.max_duration_ratio < 1:
             raise ValueError(f"clean.max_duration_ratio must be >= 1, got {self.max_duration_ratio}")
+        if not self.max_listen_hours > 0:
+            raise ValueError(f"clean.max_listen_hours must be > 0, got {self.max_listen_hours}")
 
 
 @dataclass
@@ -415,6 +420,14 @@ class ServeConfig:
     """Decoders of users with posted events kept between requests (rebuilt when they post again)."""
     torch_threads: int | None = None
     """torch intra-op threads; None keeps torch's default."""
+    token: str | None = None
+    """When set (or SEQREC_SERVE_TOKEN), every endpoint but /health requires `Authorization: Bearer <token>`."""
+    insecure: bool = False
+    """Allow listening beyond loopback without a token (anyone who can reach the port reads users' histories)."""
+    max_body_bytes: int = 16384
+    """Longest request body; a longer one is answered 413."""
+    clock_skew_minutes: float = 10.0
+    """A posted event may be dated at most this far after the server's clock."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= self.max_k or not 1 <= self.similar_k <= self.max_k:
@@ -425,6 +438,8 @@ class ServeConfig:
                              f"1..serve.max_history_limit ({self.max_history_limit})")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"serve.port must be in 0..65535, got {self.port}")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"serve.max_body_bytes must be >= 1024, got {self.max_body_bytes}")
 
 
 @dataclass

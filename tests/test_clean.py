@@ -93,7 +93,7 @@ def test_items_missing_from_metadata_kept_counted_with_nan_frac(hear_me):
         H,
         "42,800,50,2025-03-01 10:00:00",
         "42,300,50,2025-03-01 10:01:00",
-        "7,800,99999,2025-03-01 10:02:00",  # no track length: never clipped
+        "7,800,80000,2025-03-01 10:02:00",  # no track length: never clipped by the ratio (22 h < 24 h)
         "7,900,1,2025-03-01 10:03:00",
     ])
     ds = build_dataset(folder, CleanConfig())
@@ -106,7 +106,7 @@ def test_items_missing_from_metadata_kept_counted_with_nan_frac(hear_me):
     assert rep["items_without_metadata_in_log"] == 2
     assert rep["rows_out"] == 4
     assert rows(ds.events) == [
-        (0, 3, "2025-03-01 10:02:00", 99999.0),
+        (0, 3, "2025-03-01 10:02:00", 80000.0),
         (0, 4, "2025-03-01 10:03:00", 1.0),
         (1, 3, "2025-03-01 10:00:00", 50.0),
         (1, 1, "2025-03-01 10:01:00", 50.0),

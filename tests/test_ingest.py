@@ -68,7 +68,7 @@ def test_unparsable_datetime_names_file_column_row_and_value(hear_me, bad):
         read_dir(folder)
     assert str(err.value) == (
         f"{folder / 'interactions.csv'}: column 'listened_datetime', data row 3 (line 4): "
-        f"got {bad!r}, expected a datetime like 2025-03-01 12:34:56.123456"
+        f"got {bad!r}, expected a datetime like 2025-03-01 12:34:56.123456, without a time zone"
     )
 
 

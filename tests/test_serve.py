@@ -1,22 +1,33 @@
 """The recommendation service through HTTP: every endpoint, the online path, persistence, start-up failures."""
 
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import schemathesis
 import torch
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from seqrec import cli
 from seqrec.baselines import popular_order
 from seqrec.config import load_config
+from seqrec.errors import UserError
 from seqrec.run import Run, RunError
 from seqrec.serve.__main__ import COMMAND, main
-from seqrec.serve.app import create_app, load_serve_config
+from seqrec.serve.app import check_exposure, create_app, load_serve_config
 from seqrec.serve.online import StartupError
 from seqrec.serve.store import Event, SqliteEventStore
 from seqrec.train import train
@@ -302,3 +313,127 @@ def test_a_model_that_fails_to_load_stops_start_up(run_dir, tmp_path, capsys, da
     assert cli.run(COMMAND, main, args) == 2  # returns instead of starting uvicorn
     err = capsys.readouterr().err
     assert err.startswith(f"error: {ckpt}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("auth, status", [(None, 401), ("Bearer wrong", 401), ("Bearer s3cret", 200)])
+def test_a_token_guards_every_endpoint_but_health(run_dir, tmp_path, auth, status):
+    cfg = serve_cfg(run_dir, tmp_path / "events.sqlite", "serve.token=s3cret")
+    headers = {} if auth is None else {"Authorization": auth}
+    with TestClient(create_app(cfg)) as client:
+        user = log_users(client.app.state.recommender, 1)[0]
+        assert client.get("/health").status_code == 200
+        for path in (f"/recommendations/{user}", f"/users/{user}/history", "/openapi.json"):
+            r = client.get(path, headers=headers)
+            assert r.status_code == status, path
+            if status == 401:
+                assert r.headers["www-authenticate"] == "Bearer" and "token" in r.json()["detail"]
+
+
+def test_listening_beyond_loopback_needs_a_token_or_insecure(run_dir, monkeypatch):
+    monkeypatch.delenv("SEQREC_SERVE_TOKEN", raising=False)
+    with pytest.raises(UserError, match=r"serve.host=0.0.0.0 exposes .* set serve.token"):
+        check_exposure(load_serve_config([f"run.dir={run_dir}", "serve.host=0.0.0.0"]))
+    check_exposure(load_serve_config([f"run.dir={run_dir}", "serve.host=0.0.0.0", "serve.token=t"]))
+    check_exposure(load_serve_config([f"run.dir={run_dir}", "serve.host=0.0.0.0", "serve.insecure=true"]))
+    check_exposure(load_serve_config([f"run.dir={run_dir}", "serve.host=::1"]))
+    monkeypatch.setenv("SEQREC_SERVE_TOKEN", "t")
+    check_exposure(load_serve_config([f"run.dir={run_dir}", "serve.host=0.0.0.0"]))
+
+
+def test_bad_bodies_are_answered_4xx_and_store_nothing(fresh):
+    user, item = log_users(fresh.app.state.recommender, 1)[0], int(fresh.app.state.recommender.ds.items.item_id[1])
+    ok = event(user, item, 30, "2025-08-30 10:00:00")
+    for text in ('{"user_id": 1, "item_id": 2, "listened_duration": NaN, "listened_datetime": "2025-08-30 10:00:00"}',
+                 '{"user_id": 1, "item_id": 2, "listened_duration": Infinity, "listened_datetime": "2025-08-30"}',
+                 '{"user_id": NaN, "item_id": 2, "listened_duration": 1, "listened_datetime": "2025-08-30"}'):
+        r = fresh.post("/events", content=text, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", text
+    future = fresh.post("/events", json={**ok, "listened_datetime": "2099-01-01 00:00:00"})
+    assert future.status_code == 422 and "in the future" in future.json()["detail"]
+    huge = fresh.post("/events", json={**ok, "listened_duration": 1e308})
+    assert huge.status_code == 422 and "clean.max_listen_hours" in huge.json()["detail"]
+    big = fresh.post("/events", content=b"{" + b" " * 20000 + b"}", headers={"content-type": "application/json"})
+    assert big.status_code == 413
+    assert fresh.get("/health").json()["posted_events"] == 0
+    assert fresh.post("/events", json=ok).status_code == 201
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_fuzzed_requests_get_no_5xx_and_only_documented_bodies(run_dir, tmp_path, mode):
+    """Generated requests (valid, and breaking the schema) against every endpoint of the live app: never a server
+    error, and every answer the schema describes has the described shape."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(serve_cfg(run_dir, tmp_path / "e.sqlite")))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/events", "/recommendations/{user_id}", "/users/{user_id}/history"}
+    for op in operations:
+        if mode is GenerationMode.NEGATIVE and op.path == "/health":  # no input to break
+            continue
+
+        @given(case=op.as_strategy(generation_mode=mode))
+        @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def call(case):
+            case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+
+        call()
+
+
+def test_concurrent_posts_are_stored_exactly_once_across_a_kill_9(run_dir, tmp_path):
+    """Four threads post to a real server process; it is killed mid-way and restarted: every acknowledged event is
+    stored once, nothing is stored twice."""
+    db = tmp_path / "events.sqlite"
+
+    def start() -> tuple[subprocess.Popen, str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "seqrec.serve", f"run.dir={run_dir}", f"serve.db={db}",
+                                 f"port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    return proc, url
+            except httpx.TransportError:
+                time.sleep(0.1)
+        proc.kill()
+        raise AssertionError("the service did not start")
+
+    proc, url = start()
+    data = Path(Run.load(load_serve_config([f"run.dir={run_dir}"])).cfg.data.dir)
+    user = int(pd.read_csv(data / "test.csv")["user_id"].iloc[0])
+    item = int(pd.read_csv(data / "item_metadata.csv")["item_id"].iloc[0])
+    acked: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def poster(thread: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for n in range(60):
+                duration = thread * 1000 + n  # identifies the event
+                try:
+                    r = client.post("/events", json=event(user, item, duration, "2025-08-30 10:00:00"))
+                except httpx.TransportError:
+                    return  # the server is gone
+                if r.status_code == 201:
+                    with lock:
+                        acked.append((r.json()["seq"], float(duration)))
+
+    threads = [threading.Thread(target=poster, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    while len(acked) < 40 and any(t.is_alive() for t in threads):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    for t in threads:
+        t.join()
+    proc.wait()
+    proc, url = start()
+    try:
+        stored = httpx.get(f"{url}/users/{user}/history", params={"limit": 1000}).json()["events"]
+    finally:
+        proc.kill()
+        proc.wait()
+    posted = [e["listened_duration"] for e in stored if e["source"] == "posted"]
+    assert len(acked) >= 40
+    assert len(posted) == len(set(posted))  # nothing twice
+    assert {d for _, d in acked} <= set(posted)  # every acknowledged event kept
+    assert len({s for s, _ in acked}) == len(acked)

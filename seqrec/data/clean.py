@@ -32,9 +32,12 @@ def build_items(meta: pa.Table, log_item_ids: np.ndarray, report: dict) -> pd.Da
     no_id = df["item_id"].isna()  # a null int64 turns the column float; a NaN id would cast to INT64_MIN
     report["item_metadata_missing_ids"] = int(no_id.sum())
     df = df[~no_id].astype({"item_id": np.int64})
+    length = pd.to_numeric(df["track_duration"], errors="coerce")
+    usable = np.isfinite(length) & (length > 0)
+    df = df.iloc[np.argsort(~usable.to_numpy(), kind="stable")]  # of duplicated ids, keep the first usable copy
     dup = df["item_id"].duplicated()
     report["item_metadata_duplicate_ids"] = int(dup.sum())
-    df = df[~dup]
+    df = df[~dup].sort_index()
     ids = np.union1d(df["item_id"].to_numpy(np.int64), log_item_ids)
     items = pd.DataFrame({"item_id": np.concatenate([[-1], ids])})
     items = items.merge(df, on="item_id", how="left", sort=False)
@@ -112,6 +115,10 @@ def clean_events(
     dup[1:] = (user[1:] == user[:-1]) & (ts[1:] == ts[:-1]) & (item[1:] == item[:-1]) & (dur[1:] == dur[:-1])
     report["dropped_exact_duplicates"] = int(dup.sum())
     keep = ~dup
+
+    huge = ~(np.abs(dur) <= cfg.max_listen_hours * 3600)  # NaN and inf included
+    report["dropped_nonfinite_or_over_max_listen"] = int((huge & keep).sum())
+    keep &= ~huge
 
     neg = dur < 0
     report[f"negative_duration_{'dropped' if cfg.negative == 'drop' else 'zeroed'}"] = int((neg & keep).sum())

@@ -17,10 +17,13 @@ import pyarrow as pa
 
 from seqrec.config import CleanConfig, DataConfig
 from seqrec.data.clean import build_items, build_users, clean_events, column
-from seqrec.data.ingest import DataError, read_dir
+from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "2"  # bump when cleaning changes what lands in the cache
+CACHE_VERSION = "3"  # bump when cleaning changes what lands in the cache
+HASHED_BYTES = 1 << 20
+"""The cache key hashes each input's first and last this many bytes (all of a smaller file) with its size and
+mtime: an edit that keeps both still invalidates the cache."""
 
 
 @dataclass
@@ -89,11 +92,19 @@ def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
     tables = read_dir(folder)
     inter, test = tables["interactions.csv"], tables["test.csv"]
     report: dict = {"folder": str(folder), "config": asdict(clean)}
+    read = {name: t.schema.metadata for name, t in tables.items() if t is not None}
+    report["malformed_rows_skipped"] = {name: int(m[MALFORMED.encode()]) for name, m in read.items()}
+    report["ignored_columns"] = {name: m[IGNORED.encode()].decode().split(",") for name, m in read.items()
+                                 if m[IGNORED.encode()]}
 
     items = build_items(tables["item_metadata.csv"], _unique_ids(inter, "item_id"), report)
     test_ids, test_null = column(test, "user_id")
     if test_null.any():
         raise DataError(f"{Path(folder) / 'test.csv'}: empty user_id in data row {int(test_null.argmax()) + 1}")
+    if not len(test_ids):
+        raise DataError(f"{Path(folder) / 'test.csv'}: no user_id under the header; expected the users to "
+                        "recommend for, one per line")
+    report["test_duplicate_user_ids"] = int(len(test_ids) - len(np.unique(test_ids)))
     user_ids = np.union1d(_unique_ids(inter, "user_id"), test_ids)
     users = build_users(tables["user_metadata.csv"], user_ids)
 
@@ -130,8 +141,20 @@ def _cache_key(folder: Path, clean: CleanConfig) -> str:
     for name in ("interactions.csv", "item_metadata.csv", "user_metadata.csv", "test.csv", "future.csv"):
         p = folder / name
         st = p.stat() if p.exists() else None
-        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}" if st else f"{name}:absent")
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{_head_tail_hash(p, st.st_size)}" if st
+                     else f"{name}:absent")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _head_tail_hash(path: Path, size: int) -> str:
+    """sha256 of a file's first and last HASHED_BYTES (the whole file when it is smaller than both)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        h.update(fh.read(HASHED_BYTES))
+        if size > 2 * HASHED_BYTES:
+            fh.seek(size - HASHED_BYTES)
+        h.update(fh.read())
+    return h.hexdigest()
 
 
 def _write_cache(ds: Dataset, cache: Path) -> None:

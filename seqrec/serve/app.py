@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from seqrec.config import Config, load_config
+from seqrec.errors import UserError
 from seqrec.serve.online import BadEvent, OnlineRecommender, Ranked
 from seqrec.serve.schemas import (
     ID_MAX,
@@ -30,6 +37,61 @@ from seqrec.serve.store import Event, EventStore, SqliteEventStore
 def load_serve_config(overrides: list[str]) -> Config:
     """The command line's settings; the run's own (its data folder, cleaning, features) join them when it loads."""
     return load_config(overrides)
+
+
+TOKEN_ENV = "SEQREC_SERVE_TOKEN"
+OPEN_PATHS = ("/health",)
+"""Endpoints that answer without the token."""
+
+
+def serve_token(cfg: Config) -> str | None:
+    """serve.token, else the SEQREC_SERVE_TOKEN variable; None: no token required."""
+    return cfg.serve.token or os.environ.get(TOKEN_ENV) or None
+
+
+def check_exposure(cfg: Config) -> None:
+    """Refuse to listen beyond loopback without a token unless serve.insecure=true."""
+    host = cfg.serve.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and serve_token(cfg) is None and not cfg.serve.insecure:
+        raise UserError(f"serve.host={host} exposes every user's history beyond this machine: set serve.token "
+                        f"(or {TOKEN_ENV}) so requests need it, or serve.insecure=true to allow it anyway")
+
+
+class Guard:
+    """ASGI middleware: the bearer token on every path but OPEN_PATHS, and a bound on request bodies (declared by
+    Content-Length; a body without one is refused, 411)."""
+
+    def __init__(self, app, token: str | None, max_body: int):
+        self.app, self.token, self.max_body = app, token, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.token is not None and scope["path"] not in OPEN_PATHS:
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return await _reply(send, 401, "missing or wrong token: send Authorization: Bearer <token>",
+                                    [(b"www-authenticate", b"Bearer")])
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            length = headers.get(b"content-length")
+            if length is None:
+                return await _reply(send, 411, "a request body needs a Content-Length header")
+            if not length.isdigit() or int(length) > self.max_body:
+                return await _reply(send, 413, f"request body over serve.max_body_bytes ({self.max_body})")
+        return await self.app(scope, receive, send)
+
+
+async def _reply(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def db_path(cfg: Config) -> Path:
@@ -54,6 +116,13 @@ def create_app(cfg: Config, store: EventStore | None = None) -> FastAPI:
     app = FastAPI(title="seqrec", summary="Next-track recommendations from a trained SASRec run and live events.",
                   lifespan=lifespan)
     app.state.recommender, app.state.store = rec, store
+    app.add_middleware(Guard, token=serve_token(cfg), max_body=s.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        """422 with where and why, without echoing the input (NaN or Infinity would not serialise: a 500)."""
+        return JSONResponse(status_code=422, content={"detail": [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]})
     UserId = PathParam(ge=ID_MIN, le=ID_MAX, description="user_id as in the hear-me files.")
     ItemId = PathParam(ge=ID_MIN, le=ID_MAX, description="item_id as in the hear-me files.")
 

@@ -92,10 +92,17 @@ class OnlineRecommender:
         """Raise BadEvent unless the event can join the user's history."""
         if self.item_index(event.item_id) == PAD:
             raise BadEvent(f"item_id {event.item_id} is not in the catalog of {self.cfg.data.dir}")
-        start = self.cfg.clean.start
-        if start is not None and pd.Timestamp(event.listened_datetime) < pd.Timestamp(start):
+        start, when = self.cfg.clean.start, pd.Timestamp(event.listened_datetime)
+        if start is not None and when < pd.Timestamp(start):
             raise BadEvent(f"listened_datetime {event.listened_datetime} is before the log's start {start} "
                            f"(clean.start): the log treats such times as export bugs")
+        latest = pd.Timestamp.now() + pd.Timedelta(minutes=self.cfg.serve.clock_skew_minutes)
+        if when > latest:
+            raise BadEvent(f"listened_datetime {event.listened_datetime} is in the future (after "
+                           f"{latest.floor('s')}, now plus serve.clock_skew_minutes)")
+        hours = self.cfg.clean.max_listen_hours
+        if event.listened_duration > hours * 3600:
+            raise BadEvent(f"listened_duration {event.listened_duration} s is over clean.max_listen_hours ({hours})")
 
     def add(self, event: Event) -> None:
         """Take a checked event that is already stored."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the hear-me format; as text it sorts in time order
+BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another connection's lock on the file
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SqliteEventStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # another process writing: wait, not fail
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "user_id INTEGER NOT NULL, item_id INTEGER NOT NULL, listened_duration REAL NOT NULL, "
