@@ -464,7 +464,7 @@ class Config:
     submission: str = "submission.csv"
     """Where predict.py writes."""
     ckpt: str | None = None
-    """train.py: `last` resumes the run's last checkpoint (or give a path)."""
+    """train.py: resume from the run's `last` (or `best`) checkpoint, or from a path."""
     overrides: list[str] = field(default_factory=list)
     """The key=value settings this config was built with, presets expanded (filled by load_config): a trained
     run refuses those that would change what it was trained on."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqrec import report
@@ -16,6 +16,7 @@ from seqrec.cli import Command
 from seqrec.config import Config, load_config, to_yaml
 from seqrec.data.dataset import Dataset
 from seqrec.data.split import Split
+from seqrec.errors import UserError
 from seqrec.io import write_atomic
 from seqrec.metrics import build_truth
 from seqrec.models.ranker import load_ranker
@@ -39,6 +40,19 @@ def main(argv: list[str]) -> None:
     train(load_config(argv))
 
 
+class EpochSeed(Callback):
+    """Every epoch starts from random states fixed by (seed, epoch, process): a run resumed from an epoch's
+    checkpoint draws the same negatives and dropout as a run that was never stopped (the window order and window
+    targets depend on seed and epoch by construction)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl.seed_everything(self.seed + 1_000 * trainer.current_epoch + trainer.global_rank, workers=True,
+                           verbose=False)
+
+
 def _devices(spec: str) -> int | str | list[int]:
     spec = str(spec).strip()
     if spec.startswith("["):
@@ -60,6 +74,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None) -> pl.Trainer:
                         enable_version_counter=False),
         EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
         LearningRateMonitor(logging_interval="step"),
+        EpochSeed(cfg.seed),
     ]
     refit = {} if refit_epochs is None else {"limit_val_batches": 0, "num_sanity_val_steps": 0,
                                              "enable_checkpointing": False}
@@ -74,7 +89,8 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None) -> pl.Trainer:
         limit_train_batches=int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches,
         log_every_n_steps=t.log_every_n_steps,
         logger=TensorBoardLogger(str(run), name="tb", version="" if refit_epochs is None else "refit"),
-        callbacks=callbacks if refit_epochs is None else [LearningRateMonitor(logging_interval="step")],
+        callbacks=callbacks if refit_epochs is None else [LearningRateMonitor(logging_interval="step"),
+                                                          EpochSeed(cfg.seed)],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         # the data module shards its batched window sampler itself; Lightning's replacement would break it
@@ -89,11 +105,7 @@ def train(cfg: Config) -> Path:
     split = report.split(ds, cfg)
     print(f"training on history before {split.history.end} ({len(split.history.events):,} events), "
           f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
-    ckpt = None
-    if cfg.ckpt:
-        ckpt = cfg.run.checkpoints / "last.ckpt" if cfg.ckpt == "last" else Path(cfg.ckpt)
-        if not ckpt.exists():
-            raise FileNotFoundError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
+    ckpt = resume_from(cfg)
     with report.step_report(cfg, "train") as rep:
         dm = SeqDataModule(split, cfg)
         module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
@@ -113,6 +125,22 @@ def train(cfg: Config) -> Path:
     if cfg.train.refit and best.exists():
         refit(cfg, ds, best)
     return best
+
+
+def resume_from(cfg: Config) -> Path | None:
+    """The checkpoint `ckpt=` names (`last`, `best` or a path), checked to load before any training starts."""
+    if not cfg.ckpt:
+        return None
+    named = {"last": cfg.run.checkpoints / "last.ckpt", "best": cfg.run.best_ckpt}
+    ckpt = named.get(cfg.ckpt, Path(cfg.ckpt))
+    if not ckpt.exists():
+        raise UserError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
+    try:
+        torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+        raise UserError(f"{ckpt}: cannot be read ({type(err).__name__}), probably cut short by a crash; resume "
+                        f"from another checkpoint (ckpt=best) or train afresh without ckpt=") from err
+    return ckpt
 
 
 def refit(cfg: Config, ds: Dataset, best: Path) -> Path:

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from omegaconf import OmegaConf
 from seqrec.config import load_config
 from seqrec.data.dataset import build_dataset
 from seqrec.data.sequences import build_sequences
+from seqrec.errors import UserError
 from seqrec.inference.evidence import FEATURES
 from seqrec.models.features import INPUT, event_features
 from seqrec.models.ranker import load_ranker
@@ -141,8 +144,42 @@ def test_resume_continues_from_last_checkpoint(pipeline):
 
 def test_train_refuses_to_resume_without_a_checkpoint(tiny_synth, tmp_path):
     cfg = load_config([f"data.dir={tiny_synth}", f"run.dir={tmp_path / 'none'}", *TRAIN, "ckpt=last"])
-    with pytest.raises(FileNotFoundError, match="does not exist; train once without ckpt= first"):
+    with pytest.raises(UserError, match="does not exist; train once without ckpt= first"):
         train(cfg)
+
+
+def test_a_truncated_checkpoint_is_named_with_what_to_do(pipeline, tiny_synth, tmp_path):
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts / "last.ckpt").write_bytes((pipeline["run"] / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    cfg = load_config([f"data.dir={tiny_synth}", f"run.dir={tmp_path / 'run'}", *TRAIN, "ckpt=last"])
+    with pytest.raises(UserError, match=r"last\.ckpt: cannot be read .* \(ckpt=best\) or train afresh"):
+        train(cfg)
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tiny_synth, tmp_path):
+    """kill -9 during the second epoch, resume with ckpt=last: the same steps and, to float tolerance, the same
+    weights as a run that was never stopped (each epoch's random state is fixed by seed and epoch)."""
+    args = [f"data.dir={tiny_synth}", *TRAIN, "train.max_epochs=2", "train.limit_train_batches=60",
+            "train.refit=false", "train.progress_bar=false", "train.patience=5"]
+    run("train.py", *args, f"run.dir={tmp_path / 'whole'}")
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.Popen([sys.executable, "train.py", *args, f"run.dir={killed}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.ckpt"
+    while not last.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the second epoch
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert load_ckpt(last)["epoch"] == 0
+    run("train.py", *args, f"run.dir={killed}", "ckpt=last")
+    whole, resumed = load_ckpt(tmp_path / "whole" / "checkpoints" / "last.ckpt"), load_ckpt(last)
+    assert resumed["global_step"] == whole["global_step"] > 60
+    for name, weight in whole["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], weight, rtol=1e-5, atol=1e-6, msg=name)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 training step needs CUDA")

@@ -32,13 +32,15 @@ class TrainWindows(torch.utils.data.Dataset):
     position before event j is j itself (`next`), or, with `horizon_end`, one of the user's events in j ..
     horizon_end[j-1] drawn uniformly: over draws, every event of the following days is a target of the position in
     turn (a multi-positive softmax over the window, each event weighted by its listen). `p_window`: the share of
-    positions that draw from the window (1: `window`, 0.5: `both`)."""
+    positions that draw from the window (1: `window`, 0.5: `both`). The draws are a function of `seed` and the
+    batch's window ids, not of any global random state: the same batch gets the same targets in a worker process,
+    in the main one, and after a resume."""
 
     def __init__(self, feats: EventFeatures, T: int, users: np.ndarray | None = None,
-                 horizon_end: np.ndarray | None = None, p_window: float = 1.0):
+                 horizon_end: np.ndarray | None = None, p_window: float = 1.0, seed: int = 0):
         self.f, self.T = feats, T
         self.start, self.end = train_windows(feats.offsets, T, users)
-        self.horizon_end, self.p_window = horizon_end, p_window
+        self.horizon_end, self.p_window, self.seed = horizon_end, p_window, seed
 
     def __len__(self) -> int:
         return len(self.start)
@@ -52,8 +54,9 @@ class TrainWindows(torch.utils.data.Dataset):
         tidx = np.where(ok, tidx, 0)
         if self.horizon_end is not None:
             hi = np.maximum(self.horizon_end[np.maximum(tidx - 1, 0)], tidx + 1)  # at least the next event
-            draw = tidx + (np.random.random(tidx.shape) * (hi - tidx)).astype(np.int64)
-            tidx = np.where(ok & (np.random.random(tidx.shape) < self.p_window), draw, tidx)
+            rng = np.random.default_rng([self.seed, *ids.tolist()])
+            draw = tidx + (rng.random(tidx.shape) * (hi - tidx)).astype(np.int64)
+            tidx = np.where(ok & (rng.random(tidx.shape) < self.p_window), draw, tidx)
         batch["target"] = torch.from_numpy(np.where(ok, self.f.item[tidx], PAD))
         batch["weight"] = torch.from_numpy(np.where(ok, self.f.weight[tidx], 0.0).astype(np.float32))
         return batch

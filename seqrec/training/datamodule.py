@@ -48,7 +48,8 @@ class SeqDataModule(pl.LightningDataModule):
         self.feats = event_features(seqs, cfg.train.weight_mode)
         p_window = OBJECTIVES[cfg.train.objective]
         horizon = horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400) if p_window else None
-        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon, p_window=p_window)
+        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon, p_window=p_window,
+                                      seed=cfg.seed)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
 
     @cached_property
@@ -64,8 +65,10 @@ class SeqDataModule(pl.LightningDataModule):
         world, rank = (t.world_size, t.global_rank) if t is not None else (1, 0)
         sampler = window_batches(len(self.train_set), self.cfg.train.batch_size, world, rank, self.cfg.seed)
         workers = self.cfg.train.num_workers
+        # its own generator: creating the iterator must not draw from the global random state that EpochSeed fixes
         return DataLoader(self.train_set, sampler=sampler, batch_size=None, num_workers=workers,
-                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                          generator=torch.Generator().manual_seed(self.cfg.seed))
 
     def val_dataloader(self) -> DataLoader:
         users = torch.from_numpy(np.asarray(self.split.users, dtype=np.int64))
