@@ -10,14 +10,17 @@ every row ranks those same candidates:
 - `future` (synthetic data): the ranker fitted on the whole temporal window ranks the candidates that the same
   network decodes from the whole log for test.csv's users, scored on future.csv, as predict.py does.
 `no network` replaces the network by recent popularity (the same tracks for everyone) as the candidates' scorer
-and drops the three model_* features: the GBDT without the network's candidates and features. Fit seconds are one
-fit on the whole window; score seconds rank the whole window once. The candidate-recall table says how much of
+and drops the three model_* features: the GBDT without the network's candidates and features. `catboost
+YetiRank` is CatBoost's ranker on the same features, candidates, tree count, learning rate and threads (skipped
+when catboost is not installed: it is no dependency of seqrec; `pip install catboost` to run it). Fit seconds are
+one fit on the whole window; score seconds rank the whole window once. The candidate-recall table says how much of
 the best achievable window credit the candidates hold, for tracks the user played before and never played.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 import time
 
@@ -29,15 +32,17 @@ from seqrec import PAD, metrics
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
-from seqrec.inference.decode import crossfit, fit_on
+from seqrec.inference.decode import crossfit_with, fit_on, ranker_features
 from seqrec.models.ranker import Candidates, top_k
 from seqrec.run import Run
 
 MODEL_FEATURES = "decode.drop_features=[model_logp,model_rank,model_cos]"
+CATBOOST = "catboost"  # a row's overrides name it: CatBoost's ranker in place of the configured one
 ROWS = {  # name: (overrides of the run's rank.* and decode.* settings, candidates scored by the network?)
     "gbdt (the run's settings)": ([], True),
     "blend (MLP, 10 features)": (["rank.model=blend"], True),
     "gbdt lambdarank": (["rank.objective=lambdarank"], True),
+    "catboost YetiRank": ([CATBOOST], True),
     "gbdt, no network features": ([MODEL_FEATURES], True),
     "gbdt, no network: popularity scores the candidates, no network features": ([MODEL_FEATURES], False),
     "gbdt, without the history source": (["decode.n_history_candidates=0"], True),
@@ -47,8 +52,43 @@ ROWS = {  # name: (overrides of the run's rank.* and decode.* settings, candidat
 }
 
 
+class CatBoostRanker:
+    """CatBoost's YetiRank over the same named features, tree count, learning rate and threads as rank.*; for this
+    comparison only."""
+
+    def __init__(self, cfg: Config):
+        self.features = ranker_features(cfg.decode)
+        r = cfg.rank
+        self.params = {"loss_function": "YetiRank", "iterations": r.trees, "learning_rate": r.learning_rate,
+                       "thread_count": r.threads, "random_seed": cfg.seed, "verbose": False,
+                       "allow_writing_files": False}
+        self.model = None
+
+    def fit(self, c: Candidates, gain: np.ndarray) -> CatBoostRanker:
+        from catboost import CatBoostRanker as Ranker
+        from catboost import Pool
+
+        keep = np.where(c.mask, gain, 0).sum(1) > 0  # as GBDT.fit: users with any gain
+        m = c.mask[keep]
+        group = np.repeat(np.arange(m.shape[0]), m.sum(1))
+        self.model = Ranker(**self.params).fit(Pool(c.columns(self.features)[keep][m], gain[keep][m], group_id=group))
+        return self
+
+    def score(self, c: Candidates) -> np.ndarray:
+        s = self.model.predict(c.columns(self.features).reshape(-1, len(self.features)))
+        return np.where(c.mask, s.reshape(c.mask.shape), -np.inf)
+
+
+def fitter(cfg: Config, catboost: bool):
+    """`fit(candidates, gain)` for the row's ranker: CatBoost's, or the configured stage."""
+    if catboost:
+        return lambda c, gain: CatBoostRanker(cfg).fit(c, gain)
+    return lambda c, gain: fit_on(c, gain, cfg.decode, cfg.rank)
+
+
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     """The run's config with the rank.* and decode.* keys of `overrides` changed."""
+    overrides = [o for o in overrides if o != CATBOOST]
     given = load_config(overrides)
     keys = {o.split("=")[0] for o in overrides}
     rank = {f: getattr(given.rank, f) for f in (k.split(".")[1] for k in keys if k.startswith("rank."))}
@@ -72,13 +112,15 @@ def candidates(run: Run, cfg: Config, split: Split, network: bool) -> Candidates
     return Candidates.concat(parts, parts[0].names)
 
 
-def one_row(cfg: Config, split: Split, c: Candidates, future: tuple[Split, Candidates] | None) -> dict[str, float]:
+def one_row(cfg: Config, split: Split, c: Candidates, future: tuple[Split, Candidates] | None,
+            catboost: bool = False) -> dict[str, float]:
     """Cross-fitted validation lists, the whole-window fit applied to the future window, and their timings."""
     k, hist = cfg.eval.k, split.history.events
     gain = split.truth.lookup(split.users, c.items)
-    recs = crossfit(c, gain, cfg.decode, cfg.rank, k)
+    fit = fitter(cfg, catboost)
+    recs = crossfit_with(c, gain, fit, k)
     t0 = time.perf_counter()
-    ranker = fit_on(c, gain, cfg.decode, cfg.rank)
+    ranker = fit(c, gain)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     top_k(c, ranker.score(c), k)
@@ -103,6 +145,9 @@ def main(argv: list[str]) -> None:
     cache: dict[tuple, tuple[Candidates, Candidates | None]] = {}
     rows, recalls = {}, {}
     for name, (overrides, network) in ROWS.items():
+        if CATBOOST in overrides and importlib.util.find_spec("catboost") is None:
+            print(f"{name}: skipped, catboost is not installed", file=sys.stderr)
+            continue
         cfg = with_overrides(run.cfg, overrides)
         d = cfg.decode
         key = (network, d.n_model_candidates, d.n_history_candidates, d.n_transition_candidates,
@@ -112,7 +157,7 @@ def main(argv: list[str]) -> None:
             cache[key] = (candidates(run, cfg, split, network),
                           None if fsplit is None else candidates(run, cfg, fsplit, network))
         c, fc = cache[key]
-        rows[name] = one_row(cfg, split, c, None if fsplit is None else (fsplit, fc))
+        rows[name] = one_row(cfg, split, c, None if fsplit is None else (fsplit, fc), CATBOOST in overrides)
         rows[name]["per user"] = float(c.mask.sum(1).mean())
         recalls[name] = recall(np.where(c.mask, c.items, PAD), split, cfg.eval.k)
         print(name, {key: round(v, 4) for key, v in rows[name].items()}, file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@ masked, with their named features, ranked by the run's ranking stage."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,10 +150,16 @@ def fit_on(c: Candidates, gain: np.ndarray, d: DecodeConfig, r: RankConfig) -> R
 def crossfit(c: Candidates, gain: np.ndarray, d: DecodeConfig, r: RankConfig, k: int) -> np.ndarray:
     """(users, k) validation lists that are out of sample: each half of the users is ranked by a ranker fitted on
     the other half."""
+    return crossfit_with(c, gain, lambda c, gain: fit_on(c, gain, d, r), k)
+
+
+def crossfit_with(c: Candidates, gain: np.ndarray, fit: Callable[[Candidates, np.ndarray], Ranker],
+                  k: int) -> np.ndarray:
+    """`crossfit` with any ranker: `fit(candidates, gain)` returns something with `score(candidates)`."""
     recs = np.empty((len(c.items), k), dtype=np.int64)
     half = np.arange(len(c.items)) % 2 == 0
     for part in (half, ~half):
-        other = fit_on(c.rows(~part), gain[~part], d, r)
+        other = fit(c.rows(~part), gain[~part])
         recs[part] = top_k(c.rows(part), other.score(c.rows(part)), k)[0]
     return recs
 
