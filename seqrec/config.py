@@ -27,6 +27,8 @@ class DataConfig:
     """Folder with interactions.csv, item_metadata.csv, user_metadata.csv, test.csv (+ future.csv)."""
     cache_dir: str | None = None
     """Cleaned-log cache; None means `<dir>/.seqrec_cache`."""
+    local_cache: str = "~/.cache/seqrec"
+    """Local copies of s3:// (any fsspec URL) inputs, run folders and submissions."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from seqrec.errors import UserError
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.io import write_atomic
 from seqrec.run import Run
+from seqrec.storage import localised
 
 
 def columns(k: int) -> list[str]:
@@ -106,7 +107,12 @@ COMMAND = Command(
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
-    cfg = load_config(sys.argv[1:] if argv is None else argv)
+    with localised(load_config(sys.argv[1:] if argv is None else argv)) as (cfg, _):
+        return evaluate(cfg)
+
+
+def evaluate(cfg: Config) -> dict[str, dict[str, float]]:
+    """The table of cfg.eval.models on cfg.split, printed and written to cfg.eval.out; returns its rows."""
     if not cfg.eval.models:
         raise UserError("eval.models is empty: name at least one model, e.g. eval.models=[relisten]")
     run = None

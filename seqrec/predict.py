@@ -14,6 +14,7 @@ from seqrec.evaluate import list_metrics
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
 from seqrec.run import Run, recommend
+from seqrec.storage import localised
 
 COMMAND = Command(
     usage="python predict.py [model=sasrec|NAME] [key=value ...]",
@@ -26,7 +27,8 @@ COMMAND = Command(
 
 
 def main(argv: list[str]) -> None:
-    predict(load_config(argv))
+    with localised(load_config(argv)) as (cfg, _):
+        predict(cfg)
 
 
 def predict(cfg: Config) -> dict[str, float] | None:

@@ -21,6 +21,7 @@ from seqrec.config import BaselineConfig, Config, SimilarConfig, load_config
 from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.errors import UserError
 from seqrec.run import Run, RunError
+from seqrec.storage import localised
 from seqrec.topk import sparse_topk
 
 
@@ -161,7 +162,8 @@ COMMAND = Command(
 
 
 def main(argv: list[str] | None = None) -> int:
-    similar(load_config(sys.argv[1:] if argv is None else argv))
+    with localised(load_config(sys.argv[1:] if argv is None else argv)) as (cfg, _):
+        similar(cfg)
     return 0
 
 

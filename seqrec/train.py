@@ -20,6 +20,7 @@ from seqrec.errors import UserError
 from seqrec.io import write_atomic
 from seqrec.metrics import build_truth
 from seqrec.models.ranker import load_ranker
+from seqrec.storage import RunMirror, localised
 from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
 
@@ -37,7 +38,19 @@ COMMAND = Command(
 
 
 def main(argv: list[str]) -> None:
-    train(load_config(argv))
+    with localised(load_config(argv)) as (cfg, mirror):
+        train(cfg, [] if mirror is None else [PushRun(mirror)])
+
+
+class PushRun(Callback):
+    """Push a remote run's local mirror after each validation (checkpoints, reports, TensorBoard logs)."""
+
+    def __init__(self, mirror: RunMirror):
+        self.mirror = mirror
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            self.mirror.push()
 
 
 class EpochSeed(Callback):
@@ -60,7 +73,7 @@ def _devices(spec: str) -> int | str | list[int]:
     return int(spec) if spec.isdigit() else spec
 
 
-def build_trainer(cfg: Config, refit_epochs: int | None = None) -> pl.Trainer:
+def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: list[Callback] = ()) -> pl.Trainer:
     """Lightning trainer: bf16-mixed on GPU, fp32 on CPU; best-by-val/score and last checkpoints. With
     `refit_epochs`: that many epochs on the whole log, no validation and no checkpoint callbacks."""
     run = Path(cfg.run.dir)
@@ -75,6 +88,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None) -> pl.Trainer:
         EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
         LearningRateMonitor(logging_interval="step"),
         EpochSeed(cfg.seed),
+        *extra,
     ]
     refit = {} if refit_epochs is None else {"limit_val_batches": 0, "num_sanity_val_steps": 0,
                                              "enable_checkpointing": False}
@@ -98,8 +112,8 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None) -> pl.Trainer:
     )
 
 
-def train(cfg: Config) -> Path:
-    """Fit and return the path of the best checkpoint."""
+def train(cfg: Config, callbacks: list[Callback] = ()) -> Path:
+    """Fit and return the path of the best checkpoint; `callbacks` join the trainer's own."""
     pl.seed_everything(cfg.seed, workers=True)
     ds = report.ingest(cfg)
     split = report.split(ds, cfg)
@@ -111,7 +125,7 @@ def train(cfg: Config) -> Path:
         module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
                                      cfg.rank)
         write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
-        trainer = build_trainer(cfg)
+        trainer = build_trainer(cfg, extra=list(callbacks))
         trainer.fit(module, dm, ckpt_path=ckpt)
         best = cfg.run.best_ckpt
         score = trainer.checkpoint_callback.best_model_score

@@ -11,6 +11,7 @@ from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.errors import UserError
 from seqrec.inference.submission import check
+from seqrec.storage import localised, storage_options
 
 COMMAND = Command(
     usage="python -m seqrec.validate SUBMISSION.csv [data.dir=DIR] [key=value ...]",
@@ -27,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     files = [a for a in argv if not is_override(a)]
     if len(files) != 1:
         raise UserError(f"give exactly one submission file, got {files or 'none'}; usage: {COMMAND.usage}")
-    cfg = load_config([a for a in argv if is_override(a)])
-    ds = load_dataset(cfg.data, cfg.clean)
+    with localised(load_config([a for a in argv if is_override(a)])) as (cfg, _):
+        ds = load_dataset(cfg.data, cfg.clean)
     try:
-        frame = pd.read_csv(files[0])
+        frame = pd.read_csv(files[0], storage_options=storage_options(files[0]))
     except ValueError as err:  # parser errors, an empty file, bad encoding
         raise UserError(f"{files[0]}: cannot read as CSV: {str(err).splitlines()[0]}") from err
     problems = check(frame, ds, cfg.eval.k)

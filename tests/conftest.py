@@ -105,3 +105,27 @@ def tiny_synth(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_synth")
     generate(PRESETS["tiny"], folder)
     return folder
+
+
+TINY_RUN = [
+    "preset=demo", "train.max_epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
+    "train.n_negatives=64", "model.d_model=16", "model.max_len=20", "split.min_window_events=1",
+    "split.max_users=40", "decode.blend_hidden=8", "train.progress_bar=false", "train.refit=false",
+]
+"""A few seconds of training: the ranking stage is fitted on a 40-user validation sample."""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_synth, tmp_path_factory) -> Path:
+    """A tiny trained run on the tiny synthetic set, trained once per session; tests only read it."""
+    from seqrec.config import load_config
+    from seqrec.train import train
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(load_config([f"data.dir={tiny_synth}", f"run.dir={run}", *TINY_RUN]))
+    finally:
+        torch.set_num_threads(threads)
+    return run

@@ -8,6 +8,7 @@ import pytest
 
 from seqrec import evaluate, report
 from seqrec.config import load_config
+from seqrec.errors import UserError
 from seqrec.predict import predict
 from seqrec.train import train
 
@@ -92,5 +93,5 @@ def test_summary_lists_the_steps_in_pipeline_order(run, capsys):
 
 
 def test_summary_of_a_folder_without_reports_says_what_to_run(tmp_path):
-    with pytest.raises(SystemExit, match="run train.py, seqrec.evaluate or predict.py"):
+    with pytest.raises(UserError, match="run train.py, seqrec.evaluate or predict.py"):
         report.main([f"run.dir={tmp_path}"])

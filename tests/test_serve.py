@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import schemathesis
-import torch
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -23,35 +22,19 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from seqrec import cli
 from seqrec.baselines import popular_order
-from seqrec.config import load_config
 from seqrec.errors import UserError
 from seqrec.run import Run, RunError
 from seqrec.serve.__main__ import COMMAND, main
 from seqrec.serve.app import check_exposure, create_app, load_serve_config
 from seqrec.serve.online import StartupError
 from seqrec.serve.store import Event, SqliteEventStore
-from seqrec.train import train
 
-# A few seconds of training: the blend is fitted on a 40-user validation sample.
-TRAIN = [
-    "preset=demo", "train.max_epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
-    "train.n_negatives=64", "model.d_model=16", "model.max_len=20", "split.min_window_events=1",
-    "split.max_users=40", "decode.blend_hidden=8", "train.progress_bar=false", "train.refit=false",
-]
 K = 50
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_synth, tmp_path_factory) -> Path:
-    """A tiny trained run on the tiny synthetic set, trained once for the module."""
-    run = tmp_path_factory.mktemp("serve") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(load_config([f"data.dir={tiny_synth}", f"run.dir={run}", *TRAIN]))
-    finally:
-        torch.set_num_threads(threads)
-    return run
+def run_dir(tiny_run) -> Path:
+    return tiny_run
 
 
 def serve_cfg(run: Path, db: Path, *extra: str):
