@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(sys.argv[1:] if argv is None else argv)
     if not (Path(cfg.run.dir) / "reports").is_dir():
         raise UserError(f"{cfg.run.dir}/reports not found: run train.py, seqrec.evaluate or predict.py with "
-                         f"run.dir={cfg.run.dir} first")
+                        f"run.dir={cfg.run.dir} first")
     print(summarise(cfg.run))
 
 
