@@ -27,8 +27,17 @@ class DataConfig:
     """Folder with interactions.csv, item_metadata.csv, user_metadata.csv, test.csv (+ future.csv)."""
     cache_dir: str | None = None
     """Cleaned-log cache; None means `<dir>/.seqrec_cache`."""
+    engine: str = "memory"
+    """How interactions.csv is cleaned: `memory` (pyarrow, the whole log in memory) or `duckdb` (streamed,
+    spilling to disk, for logs larger than memory): the same events and counts."""
+    duckdb_memory: str = "4GB"
+    """data.engine=duckdb: DuckDB's memory limit; past it, DuckDB spills to its temp folder."""
     local_cache: str = "~/.cache/seqrec"
     """Local copies of s3:// (any fsspec URL) inputs, run folders and submissions."""
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("memory", "duckdb"):
+            raise ValueError(f"data.engine must be 'memory' or 'duckdb', got {self.engine!r}")
 
 
 @dataclass

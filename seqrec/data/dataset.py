@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from seqrec.config import CleanConfig, DataConfig
+from seqrec.data import outofcore
 from seqrec.data.clean import build_items, build_users, clean_events, column
 from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir
 
@@ -82,14 +83,16 @@ def load_dataset(data: DataConfig, clean: CleanConfig) -> Dataset:
     if (cache / "report.json").exists():
         log.info("using cleaned cache %s", cache)
         return _read_cache(cache)
-    ds = build_dataset(folder, clean)
+    ds = build_dataset(folder, clean, data.engine, data.duckdb_memory)
     _write_cache(ds, cache)
     return ds
 
 
-def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
-    """Clean a hear-me folder into a Dataset (no cache)."""
-    tables = read_dir(folder)
+def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConfig.engine,
+                  memory: str = DataConfig.duckdb_memory) -> Dataset:
+    """Clean a hear-me folder into a Dataset (no cache). `engine="duckdb"` streams interactions.csv through
+    DuckDB (seqrec.data.outofcore) instead of reading it whole: the same events and counts."""
+    tables = read_dir(folder, log=engine == "memory")
     inter, test = tables["interactions.csv"], tables["test.csv"]
     report: dict = {"folder": str(folder), "config": asdict(clean)}
     read = {name: t.schema.metadata for name, t in tables.items() if t is not None}
@@ -97,7 +100,13 @@ def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
     report["ignored_columns"] = {name: m[IGNORED.encode()].decode().split(",") for name, m in read.items()
                                  if m[IGNORED.encode()]}
 
-    items = build_items(tables["item_metadata.csv"], _unique_ids(inter, "item_id"), report)
+    log_csv = Path(folder) / "interactions.csv"
+    con = outofcore.connect(memory) if engine == "duckdb" else None
+    if con is not None:  # DuckDB reads strictly: a malformed row is an error naming its line, none is skipped
+        report["malformed_rows_skipped"] = {"interactions.csv": 0, **report["malformed_rows_skipped"]}
+    log_ids = (lambda name: _unique_ids(inter, name)) if con is None else (
+        lambda name: outofcore.distinct_ids(con, log_csv, name))
+    items = build_items(tables["item_metadata.csv"], log_ids("item_id"), report)
     test_ids, test_null = column(test, "user_id")
     if test_null.any():
         raise DataError(f"{Path(folder) / 'test.csv'}: empty user_id in data row {int(test_null.argmax()) + 1}")
@@ -105,11 +114,16 @@ def build_dataset(folder: str | Path, clean: CleanConfig) -> Dataset:
         raise DataError(f"{Path(folder) / 'test.csv'}: no user_id under the header; expected the users to "
                         "recommend for, one per line")
     report["test_duplicate_user_ids"] = int(len(test_ids) - len(np.unique(test_ids)))
-    user_ids = np.union1d(_unique_ids(inter, "user_id"), test_ids)
+    user_ids = np.union1d(log_ids("user_id"), test_ids)
     users = build_users(tables["user_metadata.csv"], user_ids)
 
     report["interactions"] = {}
-    events = clean_events(inter, items, user_ids, clean, report["interactions"])
+    if con is None:
+        events = clean_events(inter, items, user_ids, clean, report["interactions"])
+    else:
+        with tempfile.TemporaryDirectory(prefix="seqrec-events-") as tmp:
+            outofcore.clean_to_parquet(con, log_csv, items, user_ids, clean, report["interactions"], Path(tmp))
+            events = outofcore.read_events(Path(tmp))
     test_users = np.searchsorted(user_ids, np.unique(test_ids)).astype(np.int64)
     report["test_users"] = len(test_users)
     report["test_users_without_history"] = int(len(test_users) - np.isin(test_users, events["user"]).sum())

@@ -113,13 +113,14 @@ def read_csv(path: str | Path) -> pa.Table:
     raise AssertionError("unreachable")
 
 
-def read_dir(folder: str | Path) -> dict[str, pa.Table | None]:
-    """All hear-me files of a folder; user metadata and future.csv are optional."""
+def read_dir(folder: str | Path, log: bool = True) -> dict[str, pa.Table | None]:
+    """All hear-me files of a folder; user metadata and future.csv are optional. `log=False` leaves
+    interactions.csv unread (None), for a reader that streams it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found; generate one with `python -m seqrec.synth`")
-    tables: dict[str, pa.Table | None] = {}
-    for name in ("interactions.csv", "item_metadata.csv", "test.csv"):
+    tables: dict[str, pa.Table | None] = {"interactions.csv": read_csv(folder / "interactions.csv") if log else None}
+    for name in ("item_metadata.csv", "test.csv"):
         tables[name] = read_csv(folder / name)
     users = folder / "user_metadata.csv"
     if users.exists():

@@ -1,0 +1,58 @@
+"""The out-of-core cleaning (DuckDB over the CSV, parquet in user shards) gives the in-memory path's events and
+counts."""
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqrec.config import CleanConfig
+from seqrec.data.dataset import build_dataset
+from seqrec.data.ingest import DataError
+from seqrec.data.outofcore import clean_to_parquet, connect, distinct_ids, read_events
+
+H = "user_id,item_id,listened_duration,listened_datetime"
+
+
+def both(folder, cfg, tmp_path):
+    ds = build_dataset(folder, cfg)
+    user_ids = ds.users["user_id"].to_numpy(np.int64)
+    report: dict = {}
+    clean_to_parquet(connect(), folder / "interactions.csv", ds.items, user_ids, cfg, report,
+                     tmp_path / "events")
+    return ds, read_events(tmp_path / "events"), report
+
+
+def test_the_tiny_preset_cleans_the_same_both_ways(tiny_synth, tmp_path):
+    ds, events, report = both(tiny_synth, CleanConfig(), tmp_path)
+    assert report == ds.report["interactions"]
+    pd.testing.assert_frame_equal(events, ds.events.reset_index(drop=True), check_dtype=True)
+    con = duckdb.connect()
+    assert np.array_equal(distinct_ids(con, tiny_synth / "interactions.csv", "item_id"),
+                          np.unique(pd.read_csv(tiny_synth / "interactions.csv")["item_id"]))
+
+
+@pytest.mark.parametrize("cfg", [CleanConfig(), CleanConfig(negative="zero", overlong="drop")])
+def test_every_rule_counts_the_same_both_ways(hear_me, tmp_path, cfg):
+    folder = hear_me([H, "42,300,50,2025-03-01 10:00:00", "42,300,50,2025-03-01 10:00:00",  # duplicate
+                      "42,500,2000,2025-03-01 11:00:00",  # overlong (track 200 s)
+                      "42,500,-5,2025-03-01 12:00:00", "7,900,inf,2025-03-01 12:00:00",  # negative, not finite
+                      "7,900,30,2025-01-01 12:00:00", "7,900,,2025-03-02 12:00:00", ",900,3,2025-03-02 12:00:00",
+                      "7,900,0,2025-03-03 12:00:00", "7,800,60,2025-03-04 12:00:00"], test=["user_id", "42", "7"])
+    ds, events, report = both(folder, cfg, tmp_path)
+    assert report == ds.report["interactions"]
+    pd.testing.assert_frame_equal(events, ds.events.reset_index(drop=True))
+
+
+def test_the_duckdb_engine_builds_the_same_dataset(tiny_synth):
+    memory, streamed = build_dataset(tiny_synth, CleanConfig()), build_dataset(tiny_synth, CleanConfig(), "duckdb")
+    assert streamed.report == memory.report
+    pd.testing.assert_frame_equal(streamed.events, memory.events)
+    pd.testing.assert_frame_equal(streamed.items, memory.items)
+    np.testing.assert_array_equal(streamed.test_users, memory.test_users)
+
+
+def test_a_malformed_row_is_an_error_naming_the_file(hear_me):
+    folder = hear_me([H, "42,300,50,2025-03-01 10:00:00", "42,3x0,50,2025-03-01 11:00:00"])
+    with pytest.raises(DataError, match=r"interactions\.csv: .*3x0"):
+        build_dataset(folder, CleanConfig(), "duckdb")
