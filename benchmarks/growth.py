@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -29,9 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from ingest import peak_gib  # benchmarks/ is on the path: this file runs as a script
 
 ROOT = Path(__file__).resolve().parent.parent
-GIB = 2**30
 FULL_EVENTS, FULL_USERS, FULL_ITEMS = 25.7e6, 279_000, 349_000  # the full preset's rows out, users, items
 N_BATCHES = 20
 MAX_USERS = 1_500  # the contest's test users
@@ -50,10 +49,6 @@ def generate(size: float) -> None:
     users = max(1_000, int(FULL_USERS * scale))
     items = max(20_000, int(FULL_ITEMS * scale**0.8))
     synth(replace(PRESETS["full"], users=users, items=items), folder(size))
-
-
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
 def stage(name: str, size: float, overrides: list[str]) -> dict:
@@ -89,7 +84,6 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
 
     split = make_split(ds, cfg.split, cfg.seed, cfg.metric)
     if name == "train step":
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from train_throughput import step_rate
 
         from seqrec.training.datamodule import SeqDataModule

@@ -111,23 +111,31 @@ class RunMirror:
                     self.fs.put_file(str(path), f"{self.root}/{path.relative_to(self.local).as_posix()}")
 
 
+def pulled_run(cfg: Config) -> tuple[Config, RunMirror | None]:
+    """`cfg` with a remote run.dir replaced by its pulled local mirror (returned, to push it back later)."""
+    if not is_remote(cfg.run.dir):
+        return cfg, None
+    mirror = RunMirror(cfg.run.dir, _cache(cfg))
+    mirror.pull()
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(mirror.local))), mirror
+
+
+def _cache(cfg: Config) -> Path:
+    return Path(os.path.expanduser(cfg.data.local_cache))
+
+
 @contextmanager
 def localised(cfg: Config) -> Iterator[tuple[Config, RunMirror | None]]:
     """`cfg` with remote data.dir, run.dir and submission replaced by local paths; the run folder and the
     submission are pushed back when the block ends (also when it fails, so a report of the error lands too)."""
-    cache = Path(os.path.expanduser(cfg.data.local_cache))
-    data, run, sub = cfg.data, cfg.run, cfg.submission
-    mirror = None
+    data, sub = cfg.data, cfg.submission
     if is_remote(data.dir):
-        data = dataclasses.replace(data, dir=str(stage_inputs(data.dir, cache)))
-    if is_remote(run.dir):
-        mirror = RunMirror(run.dir, cache)
-        mirror.pull()
-        run = dataclasses.replace(run, dir=str(mirror.local))
+        data = dataclasses.replace(data, dir=str(stage_inputs(data.dir, _cache(cfg))))
+    local, mirror = pulled_run(cfg)
     if is_remote(sub):
-        sub = str(cache / "submissions" / hashlib.sha256(sub.encode()).hexdigest()[:12] / Path(sub).name)
+        sub = str(_cache(cfg) / "submissions" / hashlib.sha256(sub.encode()).hexdigest()[:12] / Path(sub).name)
     try:
-        yield dataclasses.replace(cfg, data=data, run=run, submission=sub), mirror
+        yield dataclasses.replace(local, data=data, submission=sub), mirror
     finally:
         if mirror is not None:
             mirror.push()

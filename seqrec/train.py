@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,12 +74,13 @@ def _devices(spec: str) -> int | str | list[int]:
     return int(spec) if spec.isdigit() else spec
 
 
-def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: list[Callback] = ()) -> pl.Trainer:
+def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: Sequence[Callback] = ()) -> pl.Trainer:
     """Lightning trainer: bf16-mixed on GPU, fp32 on CPU; best-by-val/score and last checkpoints. With
     `refit_epochs`: that many epochs on the whole log, no validation and no checkpoint callbacks."""
     run = Path(cfg.run.dir)
     t = cfg.train
     precision = t.precision or ("bf16-mixed" if torch.cuda.is_available() and t.accelerator != "cpu" else "32-true")
+    every_run = [LearningRateMonitor(logging_interval="step"), EpochSeed(cfg.seed)]
     callbacks = [
         ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="best", monitor="val/score", mode="max",
                         save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
@@ -86,8 +88,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: list[Call
         ModelCheckpoint(dirpath=cfg.run.checkpoints, filename="last", monitor="step", mode="max", save_top_k=1,
                         enable_version_counter=False),
         EarlyStopping(monitor="val/score", mode="max", patience=t.patience),
-        LearningRateMonitor(logging_interval="step"),
-        EpochSeed(cfg.seed),
+        *every_run,
         *extra,
     ]
     refit = {} if refit_epochs is None else {"limit_val_batches": 0, "num_sanity_val_steps": 0,
@@ -103,8 +104,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: list[Call
         limit_train_batches=int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches,
         log_every_n_steps=t.log_every_n_steps,
         logger=TensorBoardLogger(str(run), name="tb", version="" if refit_epochs is None else "refit"),
-        callbacks=callbacks if refit_epochs is None else [LearningRateMonitor(logging_interval="step"),
-                                                          EpochSeed(cfg.seed)],
+        callbacks=callbacks if refit_epochs is None else every_run,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         # the data module shards its batched window sampler itself; Lightning's replacement would break it
@@ -112,7 +112,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: list[Call
     )
 
 
-def train(cfg: Config, callbacks: list[Callback] = ()) -> Path:
+def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
     """Fit and return the path of the best checkpoint; `callbacks` join the trainer's own."""
     pl.seed_everything(cfg.seed, workers=True)
     ds = report.ingest(cfg)
@@ -125,7 +125,7 @@ def train(cfg: Config, callbacks: list[Callback] = ()) -> Path:
         module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
                                      cfg.rank)
         write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
-        trainer = build_trainer(cfg, extra=list(callbacks))
+        trainer = build_trainer(cfg, extra=callbacks)
         trainer.fit(module, dm, ckpt_path=ckpt)
         best = cfg.run.best_ckpt
         score = trainer.checkpoint_callback.best_model_score

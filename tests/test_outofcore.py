@@ -28,7 +28,7 @@ def test_the_tiny_preset_cleans_the_same_both_ways(tiny_synth, tmp_path):
     assert report == ds.report["interactions"]
     pd.testing.assert_frame_equal(events, ds.events.reset_index(drop=True), check_dtype=True)
     con = duckdb.connect()
-    assert np.array_equal(distinct_ids(con, tiny_synth / "interactions.csv", "item_id"),
+    assert np.array_equal(distinct_ids(con, tiny_synth / "interactions.csv")[1],
                           np.unique(pd.read_csv(tiny_synth / "interactions.csv")["item_id"]))
 
 

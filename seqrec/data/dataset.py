@@ -102,11 +102,12 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
 
     log_csv = Path(folder) / "interactions.csv"
     con = outofcore.connect(memory) if engine == "duckdb" else None
-    if con is not None:  # DuckDB reads strictly: a malformed row is an error naming its line, none is skipped
-        report["malformed_rows_skipped"] = {"interactions.csv": 0, **report["malformed_rows_skipped"]}
-    log_ids = (lambda name: _unique_ids(inter, name)) if con is None else (
-        lambda name: outofcore.distinct_ids(con, log_csv, name))
-    items = build_items(tables["item_metadata.csv"], log_ids("item_id"), report)
+    if con is None:
+        log_users, log_items = _unique_ids(inter, "user_id"), _unique_ids(inter, "item_id")
+    else:  # DuckDB reads strictly: a malformed row is an error naming its line, none is skipped
+        report["malformed_rows_skipped"]["interactions.csv"] = 0
+        log_users, log_items = outofcore.distinct_ids(con, log_csv)
+    items = build_items(tables["item_metadata.csv"], log_items, report)
     test_ids, test_null = column(test, "user_id")
     if test_null.any():
         raise DataError(f"{Path(folder) / 'test.csv'}: empty user_id in data row {int(test_null.argmax()) + 1}")
@@ -114,16 +115,14 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
         raise DataError(f"{Path(folder) / 'test.csv'}: no user_id under the header; expected the users to "
                         "recommend for, one per line")
     report["test_duplicate_user_ids"] = int(len(test_ids) - len(np.unique(test_ids)))
-    user_ids = np.union1d(log_ids("user_id"), test_ids)
+    user_ids = np.union1d(log_users, test_ids)
     users = build_users(tables["user_metadata.csv"], user_ids)
 
     report["interactions"] = {}
     if con is None:
         events = clean_events(inter, items, user_ids, clean, report["interactions"])
     else:
-        with tempfile.TemporaryDirectory(prefix="seqrec-events-") as tmp:
-            outofcore.clean_to_parquet(con, log_csv, items, user_ids, clean, report["interactions"], Path(tmp))
-            events = outofcore.read_events(Path(tmp))
+        events = outofcore.clean_events(con, log_csv, items, user_ids, clean, report["interactions"])
     test_users = np.searchsorted(user_ids, np.unique(test_ids)).astype(np.int64)
     report["test_users"] = len(test_users)
     report["test_users_without_history"] = int(len(test_users) - np.isin(test_users, events["user"]).sum())

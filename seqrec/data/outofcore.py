@@ -19,6 +19,8 @@ from seqrec.data.ingest import DataError
 
 SHARD_USERS = 65_536
 """Users per parquet partition (`shard=user // SHARD_USERS`)."""
+COLUMNS = "user, item, ts, duration, frac"
+ORDER = "user, ts, item, duration"  # as clean.clean_events sorts
 
 
 def connect(memory_limit: str = DataConfig.duckdb_memory) -> duckdb.DuckDBPyConnection:
@@ -30,11 +32,12 @@ def connect(memory_limit: str = DataConfig.duckdb_memory) -> duckdb.DuckDBPyConn
     return con
 
 
-def distinct_ids(con: duckdb.DuckDBPyConnection, csv: Path, column: str) -> np.ndarray:
-    """Sorted distinct non-null ids of one column of the CSV."""
-    q = f"SELECT DISTINCT {column} AS id FROM {_scan(csv)} WHERE {column} IS NOT NULL ORDER BY id"
+def distinct_ids(con: duckdb.DuckDBPyConnection, csv: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct non-null user ids and item ids of the CSV, in one pass over it."""
+    q = f"SELECT list(DISTINCT user_id), list(DISTINCT item_id) FROM {_scan(csv)}"
     with _named(csv):
-        return con.execute(q).fetchnumpy()["id"].astype(np.int64)
+        (users, items), = con.execute(q).fetchall()
+    return np.sort(np.asarray(users, dtype=np.int64)), np.sort(np.asarray(items, dtype=np.int64))
 
 
 @contextmanager
@@ -50,11 +53,33 @@ def clean_to_parquet(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFr
                      cfg: CleanConfig, report: dict, out: Path) -> None:
     """Clean interactions.csv into `out` (parquet, partitioned by user shard), counting as clean_events does."""
     with _named(csv):
-        _clean(con, csv, items, user_ids, cfg, report, out)
+        _clean(con, csv, items, user_ids, cfg, report)
+        out.mkdir(parents=True, exist_ok=True)
+        con.execute(f"""COPY (SELECT {COLUMNS}, user // {SHARD_USERS} AS shard FROM cleaned ORDER BY {ORDER})
+                        TO '{out}' (FORMAT parquet, PARTITION_BY (shard), OVERWRITE_OR_IGNORE)""")
+
+
+def clean_events(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_ids: np.ndarray,
+                 cfg: CleanConfig, report: dict) -> pd.DataFrame:
+    """clean.clean_events' events and counts, the CSV streamed by DuckDB (only the cleaned events are held)."""
+    with _named(csv):
+        _clean(con, csv, items, user_ids, cfg, report)
+        return _frame(con, "cleaned")
+
+
+def read_events(out: Path) -> pd.DataFrame:
+    """The cleaned events of a parquet dataset written by clean_to_parquet, sorted by user, ts."""
+    return _frame(duckdb.connect(), f"read_parquet('{out}/*/*.parquet')")
+
+
+def _frame(con: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
+    frame = con.execute(f"SELECT {COLUMNS} FROM {source} ORDER BY {ORDER}").df()
+    return frame.astype({"user": np.int32, "item": np.int32, "ts": "datetime64[us]"})
 
 
 def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_ids: np.ndarray,
-           cfg: CleanConfig, report: dict, out: Path) -> None:
+           cfg: CleanConfig, report: dict) -> None:
+    """The view `cleaned` and the report's counts."""
     con.register("items_df", pd.DataFrame({"item": np.arange(1, len(items), dtype=np.int32),
                                            "item_id": items["item_id"].to_numpy(np.int64)[1:],
                                            "track": items["track_duration"].to_numpy(np.float64)[1:],
@@ -102,8 +127,7 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
     duration = f"CASE WHEN coalesce({over}, false) THEN track ELSE {_d(cfg)} END"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW cleaned AS
-        SELECT user, item, ts, ({duration})::FLOAT AS duration, (({duration}) / track)::FLOAT AS frac,
-               known, user // {SHARD_USERS} AS shard
+        SELECT user, item, ts, ({duration})::FLOAT AS duration, (({duration}) / track)::FLOAT AS frac, known
         FROM kept WHERE {keep}""")
     row = con.execute("""SELECT count(*), sum((NOT known)::INT), count(DISTINCT CASE WHEN NOT known THEN item END),
                                 sum((duration = 0)::INT) FROM cleaned""").fetchone()
@@ -111,17 +135,6 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
     report["items_without_metadata_in_log"] = int(row[2] or 0)
     report["zero_duration_events"] = int(row[3] or 0)
     report["rows_out"] = int(row[0])
-    out.mkdir(parents=True, exist_ok=True)
-    con.execute(f"""COPY (SELECT user, item, ts, duration, frac, shard FROM cleaned ORDER BY user, ts, item, duration)
-                    TO '{out}' (FORMAT parquet, PARTITION_BY (shard), OVERWRITE_OR_IGNORE)""")
-
-
-def read_events(out: Path) -> pd.DataFrame:
-    """The cleaned events of a parquet dataset written by clean_to_parquet, sorted by user, ts."""
-    con = duckdb.connect()
-    frame = con.execute(f"SELECT user, item, ts, duration, frac FROM read_parquet('{out}/*/*.parquet') "
-                        "ORDER BY user, ts, item, duration").df()
-    return frame.astype({"user": np.int32, "item": np.int32, "ts": "datetime64[us]"})
 
 
 def _d(cfg: CleanConfig) -> str:

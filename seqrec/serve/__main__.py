@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
-from pathlib import Path
 
 import torch
 import uvicorn
 
 from seqrec.cli import Command, run
 from seqrec.serve.app import check_exposure, create_app, load_serve_config
-from seqrec.storage import RunMirror, is_remote
+from seqrec.storage import pulled_run
 
 COMMAND = Command(
     usage="python -m seqrec.serve run.dir=RUN [port=8000] [key=value ...]",
@@ -27,10 +24,7 @@ COMMAND = Command(
 def main(argv: list[str] | None = None) -> int:
     cfg = load_serve_config(sys.argv[1:] if argv is None else argv)
     check_exposure(cfg)
-    if is_remote(cfg.run.dir):  # a copy of the run; posted events stay in the local copy's events.sqlite
-        mirror = RunMirror(cfg.run.dir, Path(os.path.expanduser(cfg.data.local_cache)))
-        mirror.pull()
-        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(mirror.local)))
+    cfg, _ = pulled_run(cfg)  # a remote run is served from its local copy, which keeps the posted events
     if cfg.serve.torch_threads:
         torch.set_num_threads(cfg.serve.torch_threads)
     app = create_app(cfg)  # a bad run folder or checkpoint stops here, before serving
