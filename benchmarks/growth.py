@@ -11,9 +11,11 @@ scaled with users^0.8 (at least 20K). Data sets are generated once into data/syn
 - evidence: the decoder's log tables (LogTables.build) and the transitions baseline's fit;
 - train step: forward, loss, backward and optimizer step of the demo-size network on N_BATCHES batches of the
   training loader (seconds per step);
-- decode: candidates and features for the temporal split's validation users (at most MAX_USERS) with an
-  untrained demo-size network (users per second);
-- ranker fit: the GBDT on those candidates.
+- decode: the log-wide tables, then candidates and features for the temporal split's validation users (at most
+  MAX_USERS) as one shard, with an untrained demo-size network (users per second);
+- ranker fit: the GBDT on those candidates;
+- ingest to shards, sequences to memmap: the out-of-core path (data.engine=duckdb's cleaning written as parquet
+  user shards, then sequences built one shard at a time into memory-mapped arrays).
 Prints a table (seconds, peak GiB per stage and size, exponent b) and writes it with a PNG of both curves.
 """
 
@@ -35,6 +37,8 @@ FULL_EVENTS, FULL_USERS, FULL_ITEMS = 25.7e6, 279_000, 349_000  # the full prese
 N_BATCHES = 20
 MAX_USERS = 1_500  # the contest's test users
 STAGES = ("ingest", "sequences", "evidence", "train step", "decode", "ranker fit")
+OUT_OF_CORE = ("ingest to shards", "sequences to memmap")
+ALL = (*STAGES, *OUT_OF_CORE)
 
 
 def folder(size: float) -> Path:
@@ -60,9 +64,11 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
 
     cfg = load_config([f"data.dir={folder(size)}", "preset=demo", *overrides])
     torch.manual_seed(cfg.seed)
+    if name in OUT_OF_CORE:
+        return out_of_core(name, cfg)
     if name == "ingest":
         t = time.perf_counter()
-        ds = build_dataset(folder(size), cfg.clean)
+        ds = build_dataset(folder(size), cfg.clean, cfg.data.engine, cfg.data.duckdb_memory)
         return {"s": time.perf_counter() - t, "events": len(ds.events)}
     ds = load_dataset(cfg.data, cfg.clean)
     if name == "sequences":
@@ -100,11 +106,11 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
     from seqrec.models.features import event_features
     from seqrec.models.sasrec import SASRec
 
-    hist = split.history
-    seqs = build_sequences(hist.events, hist.n_users, cfg.clean.session_gap_min)
-    decoder = make_decoder(hist, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(hist, cfg))
+    hist, users = split.history, split.users[:MAX_USERS]
     net = SASRec(cfg.model, ds.n_items).eval()
-    users = split.users[:MAX_USERS]
+    shard = hist.shard(users)  # as Run.recommend decodes one shard: the log's tables, the shard's evidence
+    seqs = build_sequences(shard.events, shard.n_users, cfg.clean.session_gap_min)
+    decoder = make_decoder(shard, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(hist, cfg))
     with torch.no_grad():
         t = time.perf_counter()
         c = decoder.candidates(net, users, cfg.eval.k)
@@ -113,6 +119,29 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
         return {"s": decode_s, "users_per_s": len(users) / decode_s}
     t = time.perf_counter()
     fit_on(c, split.truth.lookup(users, c.items), cfg.decode, cfg.rank)
+    return {"s": time.perf_counter() - t}
+
+
+def out_of_core(name: str, cfg) -> dict:
+    """The out-of-core path, whose memory is set by DuckDB's limit and the user shard: interactions.csv cleaned
+    into parquet user shards (catalog and users from the cache the other stages wrote), then sequences built
+    shard by shard into memory-mapped arrays."""
+    import pandas as pd
+
+    from seqrec.data import outofcore
+    from seqrec.data.dataset import cache_dir
+    from seqrec.data.sequences import build_sequences_memmap
+
+    cache, shards = cache_dir(cfg.data, cfg.clean), Path(cfg.data.dir) / ".seqrec_shards"
+    t = time.perf_counter()
+    if name == "ingest to shards":
+        items, users = pd.read_parquet(cache / "items.parquet"), pd.read_parquet(cache / "users.parquet")
+        outofcore.clean_to_parquet(outofcore.connect(cfg.data.duckdb_memory), Path(cfg.data.dir) / "interactions.csv",
+                                   items, users["user_id"].to_numpy(np.int64), cfg.clean, {}, shards)
+        return {"s": time.perf_counter() - t}
+    n_users = len(pd.read_parquet(cache / "users.parquet", columns=["user_id"]))
+    build_sequences_memmap(outofcore.read_shards(shards), n_users, outofcore.count_events(shards),
+                           cfg.clean.session_gap_min, Path(cfg.data.dir) / ".seqrec_sequences")
     return {"s": time.perf_counter() - t}
 
 
@@ -136,7 +165,7 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in STAGES:
+    for name in ALL:
         pts = [(r["events"], r[name]) for r in results.values() if "s" in r.get(name, {})]
         if pts:
             ev = [p[0] / 1e6 for p in pts]
@@ -172,14 +201,14 @@ def main(argv: list[str]) -> None:
             generate(size)
             print(f"generated {folder(size)} in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
         row: dict = {}
-        for name in STAGES:
+        for name in ALL:
             row[name] = in_subprocess(name, size, overrides)
             print(f"{size:g}M {name}: {row[name]}", file=sys.stderr, flush=True)
         row["events"] = row["ingest"].get("events", size * 1e6)
         results[size] = row
     lines = ["| stage | " + " | ".join(f"{r['events'] / 1e6:.1f}M events: s / peak GiB" for r in results.values())
              + " | b (s ∝ events^b) |", "|---|" + "---|" * (len(results) + 1)]
-    for name in STAGES:
+    for name in ALL:
         cells, xs, ys = [], [], []
         for r in results.values():
             m = r[name]

@@ -286,6 +286,19 @@ class DecodeConfig:
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256
     """Users scored against the whole catalog at once."""
+    shard_users: int = 20_000
+    """predict.py and seqrec.evaluate decode this many users per shard: the per-user evidence, sequences and skip
+    masks are built for one shard at a time, so their memory follows the shard, not the log (the log-wide tables,
+    which track follows which and popularity, are built once)."""
+    workers: int = 1
+    """Processes decoding shards in parallel on CPU (forked: each holds its own shard's evidence). 1: in this
+    process."""
+    devices: int = 1
+    """predict.py: processes (GPUs, or CPU processes with decode.device=cpu) decoding shards under Lightning's
+    predict with DDP; above 1, or with decode.num_nodes above 1, the lists are gathered through
+    RUN/predict_shards."""
+    num_nodes: int = 1
+    """predict.py: nodes decoding under DDP (launched as for training; RUN must be a shared folder)."""
     device: str = "auto"
     """Where a trained run decodes (predict.py, seqrec.evaluate, the service): auto (a GPU when there is one),
     cpu or cuda. Validation decodes where training runs."""
@@ -293,6 +306,9 @@ class DecodeConfig:
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"decode.device must be auto, cpu or cuda, got {self.device!r}")
+        if min(self.shard_users, self.workers, self.devices, self.num_nodes) < 1:
+            raise ValueError(f"decode.shard_users, workers, devices and num_nodes must be >= 1, got "
+                             f"{self.shard_users}, {self.workers}, {self.devices}, {self.num_nodes}")
         if self.blend_steps < 1 or self.blend_lr <= 0:
             raise ValueError(f"decode.blend_steps must be >= 1 and decode.blend_lr > 0, got {self.blend_steps} "
                              f"and {self.blend_lr}")

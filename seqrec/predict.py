@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 from seqrec import report
 from seqrec.cli import Command
@@ -15,13 +16,16 @@ from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
 from seqrec.run import Run, recommend
 from seqrec.storage import localised
+from seqrec.training.predicting import decode_ddp
 
 COMMAND = Command(
     usage="python predict.py [model=sasrec|NAME] [key=value ...]",
     summary="Recommend 50 tracks for every user of test.csv from the whole log (a trained run, or a baseline "
             "fitted now),\nwrite the submission atomically and score it when future.csv is present.",
-    keys=("data.dir", "run.dir", "model.name", "submission", "eval.k", "decode.batch_users", "rerank.enabled"),
+    keys=("data.dir", "run.dir", "model.name", "submission", "eval.k", "decode.batch_users", "decode.shard_users",
+          "decode.workers", "decode.devices", "rerank.enabled"),
     examples=("python predict.py run.dir=runs/demo submission=runs/demo/submission.csv",
+              "python predict.py run.dir=runs/real data.dir=data/real decode.devices=4   # 4 GPUs, DDP",
               "python predict.py model=transitions data.dir=data/real submission=transitions.csv"),
 )
 
@@ -40,7 +44,14 @@ def predict(cfg: Config) -> dict[str, float] | None:
     with report.step_report(cfg, "predict") as rep:
         t0 = time.perf_counter()
         k = cfg.eval.k
-        recs = recommend(cfg, ds, ds.test_users, cfg.rerank.candidates * k if cfg.rerank.enabled else k, run)
+        n, d = cfg.rerank.candidates * k if cfg.rerank.enabled else k, cfg.decode
+        if run is not None and d.devices * d.num_nodes > 1:  # Lightning's predict under DDP
+            recs = decode_ddp(run.net, run.shard_topk(ds, n), ds.test_users, d, Path(cfg.run.dir) / "predict_shards")
+            if recs is None:
+                return None  # another process of the DDP run: the first one writes the submission
+            run.report_repeats(recs, ds.test_users, ds)
+        else:
+            recs = recommend(cfg, ds, ds.test_users, n, run)
         if cfg.rerank.enabled:  # diversity and novelty from the model's longer list, by rank
             recs = rerank_dataset(recs, ds, cfg.rerank, k)
         write_submission(cfg.submission, ds, ds.test_users, recs, k)

@@ -9,6 +9,7 @@ network and its ranking stage were fitted on features computed that way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +24,18 @@ from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder, make_decoder
 from seqrec.inference.evidence import LogTables
+from seqrec.inference.shards import decode_shards
 from seqrec.metrics import repeat_share
 from seqrec.models.features import event_features
 from seqrec.models.ranker import Ranker, load_ranker
 from seqrec.models.sasrec import SASRec
 
 ALLOWED = ("data", "run", "submission", "eval", "split", "metric", "rerank", "serve", "similar", "seed", "ckpt",
-           "overrides",
-           "model.name", "decode.batch_users", "decode.device", "train.accelerator", "train.devices",
-           "train.num_nodes", "train.num_workers", "train.progress_bar", "train.precision")
+           "overrides", "model.name",
+           "decode.batch_users", "decode.shard_users", "decode.workers", "decode.devices", "decode.num_nodes",
+           "decode.device",
+           "train.accelerator", "train.devices", "train.num_nodes", "train.num_workers", "train.progress_bar",
+           "train.precision")
 """Settings (or sections) a command may change about a trained run."""
 
 
@@ -106,11 +110,22 @@ class Run:
                             tables if tables is not None else LogTables.build(ds, self.cfg))
 
     def recommend(self, ds: Dataset, users: np.ndarray, k: int) -> np.ndarray:
-        """(n, k) lists for `users` from their history in `ds`."""
-        recs = self.decoder(ds).topk(self.net, users, self.ranker, k)
+        """(n, k) lists for `users` from their history in `ds`, decoded in shards of decode.shard_users (each with
+        its own evidence, all reading the whole log's tables) by decode.workers processes."""
+        d = self.cfg.decode
+        recs = decode_shards(self.shard_topk(ds, k), np.asarray(users, dtype=np.int64), d.shard_users, d.workers)
+        self.report_repeats(recs, users, ds)
+        return recs
+
+    def shard_topk(self, ds: Dataset, k: int) -> Callable[[np.ndarray], np.ndarray]:
+        """users -> their (n, k) lists, decoded as one shard: the shard's own evidence, the whole log's tables
+        (built here, once)."""
+        tables = LogTables.build(ds, self.cfg)
+        return lambda u: self.decoder(ds.shard(u), tables).topk(self.net, u, self.ranker, k)
+
+    def report_repeats(self, recs: np.ndarray, users: np.ndarray, ds: Dataset) -> None:
         rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
         print(f"sasrec ({self.ckpt.name}): lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
-        return recs
 
 
 def recommend(cfg: Config, ds: Dataset, users: np.ndarray, k: int, run: Run | None = None) -> np.ndarray:

@@ -1,15 +1,19 @@
 """The out-of-core cleaning (DuckDB over the CSV, parquet in user shards) gives the in-memory path's events and
 counts."""
 
+from dataclasses import fields
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from seqrec.config import CleanConfig
+from seqrec.data import outofcore
 from seqrec.data.dataset import build_dataset
 from seqrec.data.ingest import DataError
 from seqrec.data.outofcore import clean_to_parquet, connect, distinct_ids, read_events
+from seqrec.data.sequences import Sequences, build_sequences, build_sequences_memmap
 
 H = "user_id,item_id,listened_duration,listened_datetime"
 
@@ -56,3 +60,21 @@ def test_a_malformed_row_is_an_error_naming_the_file(hear_me):
     folder = hear_me([H, "42,300,50,2025-03-01 10:00:00", "42,3x0,50,2025-03-01 11:00:00"])
     with pytest.raises(DataError, match=r"interactions\.csv: .*3x0"):
         build_dataset(folder, CleanConfig(), "duckdb")
+
+
+def test_sequences_built_shard_by_shard_into_memmaps_equal_the_in_memory_ones(tiny_synth, tmp_path, monkeypatch):
+    monkeypatch.setattr(outofcore, "SHARD_USERS", 64)  # the tiny preset's 300 users in several shards
+    ds = build_dataset(tiny_synth, CleanConfig())
+    report: dict = {}
+    clean_to_parquet(connect(), tiny_synth / "interactions.csv", ds.items, ds.users["user_id"].to_numpy(np.int64),
+                     CleanConfig(), report, tmp_path / "events")
+    assert len(list((tmp_path / "events").glob("shard=*"))) >= 4
+    n = outofcore.count_events(tmp_path / "events")
+    got = build_sequences_memmap(outofcore.read_shards(tmp_path / "events"), ds.n_users, n, 30.0, tmp_path / "seq")
+    want = build_sequences(ds.events, ds.n_users, 30.0)
+    for f in fields(Sequences):
+        np.testing.assert_array_equal(getattr(got, f.name), getattr(want, f.name), err_msg=f.name)
+    assert isinstance(got.item, np.memmap) and np.load(tmp_path / "seq" / "session.npy", mmap_mode="r")[-1] == \
+        want.session[-1]
+    with pytest.raises(ValueError, match="user order"):
+        build_sequences_memmap([ds.events.iloc[100:], ds.events.iloc[:100]], ds.n_users, n, 30.0, tmp_path / "x")

@@ -69,6 +69,16 @@ class Dataset:
             ev = ev[ev["ts"] >= self.end - pd.Timedelta(days=days)]
         return np.bincount(ev.drop_duplicates(["user", "item"])["item"], minlength=self.n_items + 1)
 
+    def shard(self, users: np.ndarray) -> Dataset:
+        """The same catalog, users and window end with the events of `users` only (they become the test users):
+        what a shard of users is decoded from, so the per-user evidence follows the shard, not the log."""
+        users = np.unique(np.asarray(users, dtype=np.int64))
+        ev_user = self.events["user"].to_numpy()
+        lo, hi = np.searchsorted(ev_user, users), np.searchsorted(ev_user, users, side="right")  # sorted by user
+        n = hi - lo
+        rows = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())  # the concatenated ranges lo:hi
+        return replace(self, events=self.events.iloc[rows].reset_index(drop=True), future=None, test_users=users)
+
     def restrict(self, events: pd.DataFrame, end: pd.Timestamp, future: pd.DataFrame | None,
                  test_users: np.ndarray) -> Dataset:
         """The same catalog and users with another history / window."""
@@ -77,15 +87,19 @@ class Dataset:
 
 def load_dataset(data: DataConfig, clean: CleanConfig) -> Dataset:
     """Read, clean and index a hear-me folder; reuses the parquet cache while the inputs are unchanged."""
-    folder = Path(data.dir)
-    cache_root = Path(data.cache_dir) if data.cache_dir else folder / ".seqrec_cache"
-    cache = cache_root / _cache_key(folder, clean)
+    cache = cache_dir(data, clean)
     if (cache / "report.json").exists():
         log.info("using cleaned cache %s", cache)
         return _read_cache(cache)
-    ds = build_dataset(folder, clean, data.engine, data.duckdb_memory)
+    ds = build_dataset(data.dir, clean, data.engine, data.duckdb_memory)
     _write_cache(ds, cache)
     return ds
+
+
+def cache_dir(data: DataConfig, clean: CleanConfig) -> Path:
+    """Where load_dataset keeps the cleaned log of these inputs under these cleaning rules."""
+    folder = Path(data.dir)
+    return (Path(data.cache_dir) if data.cache_dir else folder / ".seqrec_cache") / _cache_key(folder, clean)
 
 
 def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConfig.engine,

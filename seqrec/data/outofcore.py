@@ -72,6 +72,20 @@ def read_events(out: Path) -> pd.DataFrame:
     return _frame(duckdb.connect(), f"read_parquet('{out}/*/*.parquet')")
 
 
+def read_shards(out: Path) -> Iterator[pd.DataFrame]:
+    """The cleaned events of a parquet dataset written by clean_to_parquet, one user shard at a time in user
+    order, each sorted by user, ts: only one shard is in memory."""
+    con = duckdb.connect()
+    shards = sorted(out.glob("shard=*"), key=lambda p: int(p.name.split("=", 1)[1]))
+    for shard in shards:
+        yield _frame(con, f"read_parquet('{shard}/*.parquet')")
+
+
+def count_events(out: Path) -> int:
+    """Rows of a parquet dataset written by clean_to_parquet (read from the files' metadata)."""
+    return int(duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{out}/*/*.parquet')").fetchone()[0])
+
+
 def _frame(con: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     frame = con.execute(f"SELECT {COLUMNS} FROM {source} ORDER BY {ORDER}").df()
     return frame.astype({"user": np.int32, "item": np.int32, "ts": "datetime64[us]"})

@@ -57,6 +57,6 @@ class TrainWindows(torch.utils.data.Dataset):
             rng = np.random.default_rng([self.seed, *ids.tolist()])
             draw = tidx + (rng.random(tidx.shape) * (hi - tidx)).astype(np.int64)
             tidx = np.where(ok & (rng.random(tidx.shape) < self.p_window), draw, tidx)
-        batch["target"] = torch.from_numpy(np.where(ok, self.f.item[tidx], PAD))
+        batch["target"] = torch.from_numpy(np.where(ok, self.f.item[tidx], PAD).astype(np.int64))
         batch["weight"] = torch.from_numpy(np.where(ok, self.f.weight[tidx], 0.0).astype(np.float32))
         return batch

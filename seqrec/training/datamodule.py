@@ -54,9 +54,10 @@ class SeqDataModule(pl.LightningDataModule):
 
     @cached_property
     def decoder(self) -> Decoder:
-        """Validation's decoder, built on first use (a refit on the whole log never validates)."""
+        """Validation's decoder, built on first use (a refit on the whole log never validates): the evidence of the
+        validation users only (at most split.max_users), the log-wide tables of the whole history."""
         ds = self.split.history
-        return make_decoder(ds, self.feats, self.cfg, LogTables.build(ds, self.cfg))
+        return make_decoder(ds.shard(self.split.users), self.feats, self.cfg, LogTables.build(ds, self.cfg))
 
     def train_dataloader(self) -> DataLoader:
         # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;

@@ -1,0 +1,61 @@
+"""Decoding in shards of users, one after another or in forked worker processes, the lists put back in the
+users' order.
+
+Hand-written over multiprocessing because a fork shares the loaded network and the log-wide tables without
+pickling them; each worker then holds only its own shard's evidence.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+_JOB: Callable[[np.ndarray], np.ndarray] | None = None
+"""The decoding function the forked workers inherit (a closure cannot be pickled to them)."""
+
+
+def split_users(users: np.ndarray, size: int) -> list[np.ndarray]:
+    """`users` cut into consecutive shards of at most `size`."""
+    return np.array_split(users, range(size, len(users), size)) if len(users) else []
+
+
+def decode_shards(decode: Callable[[np.ndarray], np.ndarray], users: np.ndarray, size: int,
+                  workers: int = 1) -> np.ndarray:
+    """np.concatenate of decode(shard) over the shards of `users` (rows in the users' order), with progress on
+    stderr; `workers` > 1 decodes them in that many forked processes of one thread each."""
+    global _JOB
+    shards = split_users(users, size)
+    if not shards:
+        raise ValueError("no users to decode")
+    t0, out = time.perf_counter(), []
+    if workers == 1 or len(shards) == 1:
+        results = map(decode, shards)
+    else:
+        if torch.cuda.is_initialized():
+            raise ValueError("decode.workers > 1 forks CPU processes; a CUDA decode runs in one process "
+                             "(set decode.workers=1, or decode.device=cpu)")
+        _JOB = decode
+        pool = multiprocessing.get_context("fork").Pool(min(workers, len(shards)), initializer=torch.set_num_threads,
+                                                         initargs=(1,))
+        results = pool.imap(_run, shards)
+    try:
+        for i, recs in enumerate(results, 1):
+            out.append(recs)
+            done = sum(len(r) for r in out)
+            print(f"decoded shard {i}/{len(shards)}: {done:,}/{len(users):,} users, "
+                  f"{done / (time.perf_counter() - t0):.0f} users/s", file=sys.stderr, flush=True)
+    finally:
+        if workers > 1 and len(shards) > 1:
+            pool.close()
+            pool.join()
+            _JOB = None
+    return np.concatenate(out)
+
+
+def _run(users: np.ndarray) -> np.ndarray:
+    return _JOB(users)
