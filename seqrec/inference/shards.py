@@ -32,7 +32,7 @@ def decode_shards(decode: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
     shards = split_users(users, size)
     if not shards:
         raise ValueError("no users to decode")
-    t0, out = time.perf_counter(), []
+    t0, out, done, pool = time.perf_counter(), [], 0, None
     if workers == 1 or len(shards) == 1:
         results = map(decode, shards)
     else:
@@ -46,11 +46,11 @@ def decode_shards(decode: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
     try:
         for i, recs in enumerate(results, 1):
             out.append(recs)
-            done = sum(len(r) for r in out)
+            done += len(recs)
             print(f"decoded shard {i}/{len(shards)}: {done:,}/{len(users):,} users, "
                   f"{done / (time.perf_counter() - t0):.0f} users/s", file=sys.stderr, flush=True)
     finally:
-        if workers > 1 and len(shards) > 1:
+        if pool is not None:
             pool.close()
             pool.join()
             _JOB = None
