@@ -2,10 +2,11 @@
 
 python benchmarks/candidates.py run.dir=RUN [--sizes 25 50 100 200] [key=value ...]
 
-On the temporal split of the run's data (Run.load: the run's own settings), every source lists its best n tracks
-per validation user, for each n of --sizes: the network's top tracks (`model`), the user's history by re-listen
-score (`history`), what follows the user's favourites (`favourites`), what follows the last plays (`next`), the
-tracks of the user's artists (`artists`), and recent popularity (`popular`, the same for everyone). For each, and
+On the temporal split of the run's data (Run.load: the run's own settings), every candidate source of the ranking
+stage (seqrec.ranking.sources.SOURCES: the network's top tracks `model`, the user's history by re-listen score
+`history`, what follows the user's favourites `favourites`, what follows the last plays `next`, the tracks of the
+user's artists `artists`) lists its best n tracks per validation user, for each n of --sizes, beside recent
+popularity (`popular`, the same for everyone). For each, and
 for the union of the decoder's sources at their configured sizes, it prints the share of the best achievable
 credit (each user's best k window tracks) inside the candidates, for tracks the user played before and for tracks
 never played.
@@ -24,8 +25,8 @@ from seqrec import PAD
 from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
+from seqrec.ranking.sources import SOURCES, UserBatch
 from seqrec.run import Run
-from seqrec.topk import sparse_topk
 
 
 def recall(items: np.ndarray, split: Split, k: int) -> dict[str, float]:
@@ -51,16 +52,16 @@ def recall(items: np.ndarray, split: Split, k: int) -> dict[str, float]:
 def sources(run: Run, split: Split, n: int) -> dict[str, np.ndarray]:
     """(users, n) the best n tracks of each source."""
     decoder = run.decoder(split.history)
-    ev, users, step = decoder.evidence, split.users, run.cfg.decode.batch_users
-    model = []
+    users, step = split.users, run.cfg.decode.batch_users
+    lists: dict[str, list[np.ndarray]] = {s.name: [] for s in SOURCES}
     with torch.no_grad():
         for i in range(0, len(users), step):
-            logp, _ = decoder.model_logp(run.net, users[i:i + step])
-            model.append(torch.topk(logp, n, dim=1).indices.cpu().numpy())
-    popular = np.argsort(-np.where(decoder.allowed, ev.tables.log_pop, -np.inf))[:n]
-    return {"model": np.concatenate(model), "history": ev.history_items(users, n),
-            "favourites": sparse_topk(ev.transition_scores(users)[1], n)[0],
-            "next": sparse_topk(ev.recent_next(users), n)[0], "artists": sparse_topk(ev.artists_tracks(users), n)[0],
+            batch = UserBatch(users[i:i + step], decoder.evidence, decoder.scores(run.net, users[i:i + step]))
+            for s in SOURCES:
+                lists[s.name].append(s.top(batch, n))
+    pop = decoder.evidence.tables.item["log_popularity"]
+    popular = np.argsort(-np.where(decoder.allowed, pop, -np.inf))[:n]
+    return {**{name: np.concatenate(parts) for name, parts in lists.items()},
             "popular": np.broadcast_to(popular, (len(users), n))}
 
 
@@ -68,7 +69,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
     p.add_argument("--union", nargs="*", default=[], metavar="SOURCE=N",
-                   help="also the union with these decode sizes changed, e.g. n_next_candidates=30")
+                   help="also the union with these rank.* sizes changed, e.g. n_next_candidates=30")
     a, overrides = p.parse_known_args()
     run = Run.load(load_config(overrides), whole_log=False)  # the cut's network
     ds = load_dataset(run.cfg.data, run.cfg.clean)
@@ -81,13 +82,13 @@ def main() -> None:
             r = recall(items, split, k)
             print(f"| {name} | {n} | {r['played']:.1%} | {r['never played']:.1%} |", flush=True)
     for change in [{}, *({kv.split("=")[0]: int(kv.split("=")[1]) for kv in a.union} for _ in a.union[:1])]:
-        run.cfg = dataclasses.replace(run.cfg, decode=dataclasses.replace(run.cfg.decode, **change))
+        run.cfg = dataclasses.replace(run.cfg, rank=dataclasses.replace(run.cfg.rank, **change))
         c = run.decoder(split.history).candidates(run.net, split.users, k)
-        d = run.cfg.decode
+        sizes = ", ".join(f"{s.name} {s.n(run.cfg.rank)}" for s in SOURCES)
         r = recall(np.where(c.mask, c.items, PAD), split, k)
-        print(f"| union as decoded (model {d.n_model_candidates}, history {d.n_history_candidates}, favourites "
-              f"{d.n_transition_candidates}, next {d.n_next_candidates}, artists {d.n_artist_candidates}) | "
-              f"{c.mask.sum(1).mean():.0f} | {r['played']:.1%} | {r['never played']:.1%} |", flush=True)
+        print(f"| union as decoded ({sizes}) | {c.mask.sum(1).mean():.0f} | {r['played']:.1%} | "
+              f"{r['never played']:.1%} |", flush=True)
+
 
 if __name__ == "__main__":
     main()

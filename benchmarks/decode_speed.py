@@ -3,8 +3,9 @@
 python benchmarks/decode_speed.py data.dir=data/synthetic/full [preset=gpu] [--users 2048] [--batches 128 512]
 
 An untrained network of the preset's shape (decoding cost does not depend on the weights) encodes each
-user's history, scores every track, and the blend ranks model, history and transition candidates, exactly
-as predict.py does. Each batch size runs in a fresh process so its peak memory is its own.
+user's history, scores every track, and a GBDT (fitted beforehand on the first users' candidates, so its trees
+cost what a real ranker's do) ranks the candidates of every source, exactly as predict.py does. Each batch size
+runs in a fresh process so its peak memory is its own.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import torch
 from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.decode import make_decoder, ranker_features
-from seqrec.inference.evidence import BLEND_FEATURES, LogTables
+from seqrec.inference.decode import make_decoder
 from seqrec.models.features import event_features
-from seqrec.models.ranker import Blend
 from seqrec.models.sasrec import SASRec
+from seqrec.ranking.evidence import LogTables
+from seqrec.ranking.rankers import fit
 
 
 def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
@@ -34,15 +35,16 @@ def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
     ds = load_dataset(cfg.data, cfg.clean)
     seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
     t0 = time.perf_counter()
-    decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(ds, cfg))
+    decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(ds, cfg.rank))
     setup_s = time.perf_counter() - t0
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     net = SASRec(cfg.model, ds.n_items).to(device)
     users = np.sort(np.random.default_rng(0).choice(ds.n_users, size=min(n_users, ds.n_users), replace=False))
+    probe = decoder.candidates(net, users[:batch], cfg.eval.k)  # stand-in gains: the re-listen score, in [0, 1]
+    ranker = fit(probe, probe.columns(("relisten",))[..., 0], cfg.rank)
     t0 = time.perf_counter()
-    ranker = Blend(ranker_features(cfg.decode, BLEND_FEATURES), cfg.decode.blend_hidden)  # costs a fitted blend's
     recs = decoder.topk(net, users, ranker, cfg.eval.k)
     decode_s = time.perf_counter() - t0
     assert recs.shape == (len(users), cfg.eval.k)

@@ -79,10 +79,10 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
         return {"s": time.perf_counter() - t}
     if name == "evidence":
         from seqrec.baselines import make_baseline
-        from seqrec.inference.evidence import LogTables
+        from seqrec.ranking.evidence import LogTables
 
         t = time.perf_counter()
-        LogTables.build(ds, cfg)
+        LogTables.build(ds, cfg.rank)
         make_baseline("transitions", cfg.baselines, cfg.seed).fit(ds)
         return {"s": time.perf_counter() - t}
 
@@ -97,20 +97,21 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
 
         loader = SeqDataModule(split, cfg).train_dataloader()
         batches = [b for b, _ in zip(loader, range(N_BATCHES), strict=False)]
-        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
         return {"s": 1.0 / step_rate(module, batches, cfg.train.lr)}
 
     from seqrec.data.sequences import build_sequences
-    from seqrec.inference.decode import fit_on, make_decoder
-    from seqrec.inference.evidence import LogTables
+    from seqrec.inference.decode import make_decoder
     from seqrec.models.features import event_features
     from seqrec.models.sasrec import SASRec
+    from seqrec.ranking.evidence import LogTables
+    from seqrec.ranking.rankers import fit
 
     hist, users = split.history, split.users[:MAX_USERS]
     net = SASRec(cfg.model, ds.n_items).eval()
     shard = hist.shard(users)  # as Run.recommend decodes one shard: the log's tables, the shard's evidence
     seqs = build_sequences(shard.events, shard.n_users, cfg.clean.session_gap_min)
-    decoder = make_decoder(shard, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(hist, cfg))
+    decoder = make_decoder(shard, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(hist, cfg.rank))
     with torch.no_grad():
         t = time.perf_counter()
         c = decoder.candidates(net, users, cfg.eval.k)
@@ -118,7 +119,7 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
     if name == "decode":
         return {"s": decode_s, "users_per_s": len(users) / decode_s}
     t = time.perf_counter()
-    fit_on(c, split.truth.lookup(users, c.items), cfg.decode, cfg.rank)
+    fit(c, split.truth.lookup(users, c.items), cfg.rank)
     return {"s": time.perf_counter() - t}
 
 

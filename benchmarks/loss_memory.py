@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from seqrec import PAD
 from seqrec.config import ModelConfig, TrainConfig
-from seqrec.models.sasrec import SASRec
+from seqrec.models.sasrec import SASRec, States
 from seqrec.training.losses import sampled_ce, weighted_ce
 
 
@@ -34,7 +34,7 @@ def naive_ce(h: torch.Tensor, emb: torch.Tensor, target: torch.Tensor, w: torch.
 
 
 def net_with(emb: torch.Tensor) -> SASRec:
-    """A network whose item table is `emb` (the loss scores through SASRec.logits; the blocks are not used)."""
+    """A network whose item table is `emb` (the loss scores through SASRec.score; the blocks are not used)."""
     net = SASRec(ModelConfig(d_model=emb.shape[1], n_heads=1, n_blocks=1, use_repeat=False), emb.shape[0] - 1)
     net.item_emb.weight = torch.nn.Parameter(emb)
     return net.to(emb.device)
@@ -57,7 +57,7 @@ def check_equal(device: str) -> float:
         a = naive_ce(h, emb, target, w)
         ga = torch.autograd.grad(a, (h, emb))
         net = net_with(emb.detach().clone().requires_grad_())
-        b = weighted_ce(net, h, target, w, chunk)
+        b = weighted_ce(net, States(h, None), target, w, chunk)
         gb = torch.autograd.grad(b, (h, net.item_emb.weight))
         diffs += [(a - b).abs().item()] + [(x - y).abs().max().item() for x, y in zip(ga, gb, strict=True)]
     return max(diffs)
@@ -70,7 +70,7 @@ def step(loss: str, h: torch.Tensor, emb: torch.Tensor, net: SASRec, target: tor
     if loss == "naive":
         out = naive_ce(h, emb, target, w)
     elif loss == "chunked":
-        out = weighted_ce(net, h, target, w, chunk)
+        out = weighted_ce(net, States(h, None), target, w, chunk)
     else:
         q = torch.full((v + 1,), 1.0 / v, device=h.device)
         q[PAD] = 0

@@ -1,5 +1,5 @@
-"""The ranking stage over one trained run's candidates: the MLP blend vs LightGBM (pointwise and lambdarank), and
-what the network is worth to the GBDT.
+"""The ranking stage over one trained run's candidates: LightGBM pointwise and lambdarank (and CatBoost), what the
+network and each candidate source are worth to the GBDT, and whether the sources' ranks help it as features.
 
 python benchmarks/rankers.py run.dir=RUN [data.dir=DIR] [key=value ...]
 
@@ -10,7 +10,8 @@ every row ranks those same candidates:
 - `future` (synthetic data): the ranker fitted on the whole temporal window ranks the candidates that the same
   network decodes from the whole log for test.csv's users, scored on future.csv, as predict.py does.
 `no network` replaces the network by recent popularity (the same tracks for everyone) as the candidates' scorer
-and drops the three model_* features: the GBDT without the network's candidates and features. `catboost
+and drops the three model_* features: the GBDT without the network's candidates and features. `source ranks`
+lets the GBDT read, for each source, the candidate's rank in it (rank.source_features). `catboost
 YetiRank` is CatBoost's ranker on the same features, candidates, tree count, learning rate and threads (skipped
 when catboost is not installed: it is no dependency of seqrec; `pip install catboost` to run it). Fit seconds are
 one fit on the whole window; score seconds rank the whole window once. The candidate-recall table says how much of
@@ -32,23 +33,24 @@ from seqrec import PAD, metrics
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
-from seqrec.inference.decode import crossfit_with, fit_on, ranker_features
-from seqrec.models.ranker import Candidates, top_k
+from seqrec.ranking.candidates import Candidates
+from seqrec.ranking.rankers import crossfit_with, fit, ranker_features, top_k
+from seqrec.ranking.sources import SOURCES, Scores
 from seqrec.run import Run
 
-MODEL_FEATURES = "decode.drop_features=[model_logp,model_rank,model_cos]"
+MODEL_FEATURES = "rank.drop_features=[model_logp,model_rank,model_cos]"
 CATBOOST = "catboost"  # a row's overrides name it: CatBoost's ranker in place of the configured one
-ROWS = {  # name: (overrides of the run's rank.* and decode.* settings, candidates scored by the network?)
+ROWS = {  # name: (overrides of the run's rank.* settings, candidates scored by the network?)
     "gbdt (the run's settings)": ([], True),
-    "blend (MLP, 10 features)": (["rank.model=blend"], True),
     "gbdt lambdarank": (["rank.objective=lambdarank"], True),
     "catboost YetiRank": ([CATBOOST], True),
+    "gbdt, source ranks as features": (["rank.source_features=true"], True),
     "gbdt, no network features": ([MODEL_FEATURES], True),
     "gbdt, no network: popularity scores the candidates, no network features": ([MODEL_FEATURES], False),
-    "gbdt, without the history source": (["decode.n_history_candidates=0"], True),
-    "gbdt, without the favourites' transitions source": (["decode.n_transition_candidates=0"], True),
-    "gbdt, without the next-track source": (["decode.n_next_candidates=0"], True),
-    "gbdt, with the artist source (30)": (["decode.n_artist_candidates=30"], True),
+    "gbdt, without the history source": (["rank.n_history_candidates=0"], True),
+    "gbdt, without the favourites' transitions source": (["rank.n_favourites_candidates=0"], True),
+    "gbdt, without the next-track source": (["rank.n_next_candidates=0"], True),
+    "gbdt, with the artist source (30)": (["rank.n_artist_candidates=30"], True),
 }
 
 
@@ -57,7 +59,7 @@ class CatBoostRanker:
     comparison only."""
 
     def __init__(self, cfg: Config):
-        self.features = ranker_features(cfg.decode)
+        self.features = ranker_features(cfg.rank)
         r = cfg.rank
         self.params = {"loss_function": "YetiRank", "iterations": r.trees, "learning_rate": r.learning_rate,
                        "thread_count": r.threads, "random_seed": cfg.seed, "verbose": False,
@@ -83,18 +85,15 @@ def fitter(cfg: Config, catboost: bool):
     """`fit(candidates, gain)` for the row's ranker: CatBoost's, or the configured stage."""
     if catboost:
         return lambda c, gain: CatBoostRanker(cfg).fit(c, gain)
-    return lambda c, gain: fit_on(c, gain, cfg.decode, cfg.rank)
+    return lambda c, gain: fit(c, gain, cfg.rank)
 
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """The run's config with the rank.* and decode.* keys of `overrides` changed."""
+    """The run's config with the rank.* keys of `overrides` changed."""
     overrides = [o for o in overrides if o != CATBOOST]
-    given = load_config(overrides)
-    keys = {o.split("=")[0] for o in overrides}
-    rank = {f: getattr(given.rank, f) for f in (k.split(".")[1] for k in keys if k.startswith("rank."))}
-    decode = {f: getattr(given.decode, f) for f in (k.split(".")[1] for k in keys if k.startswith("decode."))}
-    return dataclasses.replace(cfg, rank=dataclasses.replace(cfg.rank, **rank),
-                               decode=dataclasses.replace(cfg.decode, **decode))
+    given = load_config(overrides).rank
+    keys = {o.split("=")[0].split(".")[1] for o in overrides}
+    return dataclasses.replace(cfg, rank=dataclasses.replace(cfg.rank, **{k: getattr(given, k) for k in keys}))
 
 
 def candidates(run: Run, cfg: Config, split: Split, network: bool) -> Candidates:
@@ -104,12 +103,11 @@ def candidates(run: Run, cfg: Config, split: Split, network: bool) -> Candidates
     decoder, users, k = run.decoder(split.history), split.users, cfg.eval.k
     if network:
         return decoder.candidates(run.net, users, k)
-    pop = torch.as_tensor(decoder.evidence.tables.log_pop, dtype=torch.float32)
+    pop = torch.as_tensor(decoder.evidence.tables.item["log_popularity"], dtype=torch.float32)
     logp = torch.log_softmax(pop.masked_fill(~torch.as_tensor(decoder.allowed), float("-inf")), dim=0)
     step = cfg.decode.batch_users
-    parts = [decoder.candidates_for(users[i:i + step], logp.expand(len(users[i:i + step]), -1), k)
-             for i in range(0, len(users), step)]
-    return Candidates.concat(parts, parts[0].names)
+    return Candidates.concat([decoder.candidates_from(Scores(logp.expand(len(users[i:i + step]), -1)),
+                                                      users[i:i + step], k) for i in range(0, len(users), step)])
 
 
 def one_row(cfg: Config, split: Split, c: Candidates, future: tuple[Split, Candidates] | None,
@@ -149,9 +147,7 @@ def main(argv: list[str]) -> None:
             print(f"{name}: skipped, catboost is not installed", file=sys.stderr)
             continue
         cfg = with_overrides(run.cfg, overrides)
-        d = cfg.decode
-        key = (network, d.n_model_candidates, d.n_history_candidates, d.n_transition_candidates,
-               d.n_next_candidates, d.n_artist_candidates)
+        key = (network, *(s.n(cfg.rank) for s in SOURCES))
         if key not in cache:
             # the future window's candidates come from the whole log, decoded by the same (cut's) network
             cache[key] = (candidates(run, cfg, split, network),

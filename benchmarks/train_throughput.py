@@ -38,10 +38,10 @@ def main(argv: list[str]) -> None:
     batches = [b for b, _ in zip(loader, range(n), strict=False)]
     loader_s = time.perf_counter() - t0
 
-    plain = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+    plain = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
     compiled = None
     if cfg.train.compile:
-        compiled = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+        compiled = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
         compiled.load_state_dict(plain.state_dict())  # the same starting weights
     rates = {"training step alone": step_rate(plain, batches, cfg.train.lr)}
     if compiled is not None:

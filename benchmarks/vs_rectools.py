@@ -47,9 +47,10 @@ from seqrec import PAD, metrics
 from seqrec.config import Config, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
-from seqrec.inference.decode import crossfit
 from seqrec.io import write_atomic
-from seqrec.models.ranker import Blend, Candidates, top_k
+from seqrec.ranking.candidates import Candidates
+from seqrec.ranking.rankers import ByFeature, crossfit, top_k
+from seqrec.ranking.sources import Scores
 from seqrec.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,15 +250,15 @@ def rectools_network(split: Split, work: Path, run: Run, k: int) -> dict:
         plain.append(items[torch.topk(dots, k, dim=1).indices].numpy())
         logits = torch.full((len(users), split.history.n_items + 1), float("-inf"))
         logits[:, items] = dots
-        parts.append(decoder.candidates_for(users, torch.log_softmax(logits.masked_fill(~allowed, float("-inf")),
-                                                                     dim=-1), k))
-    c = Candidates.concat(parts, parts[0].names)
-    lists = crossfit(c, split.truth.lookup(split.users, c.items), run.cfg.decode, run.cfg.rank, k)
+        logp = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+        parts.append(decoder.candidates_from(Scores(logp), users, k))
+    c = Candidates.concat(parts)
+    lists = crossfit(c, split.truth.lookup(split.users, c.items), run.cfg.rank, k)
     own = pd.read_parquet(work / "rectools_recs_unfiltered.parquet").sort_values(["user", "rank"])
     own = own.groupby("user")["item"].agg(list).to_dict()
     plain_lists = np.concatenate(plain)
     agree = np.mean([len(set(own.get(int(u), [])) & set(r)) / k for u, r in zip(split.users, plain_lists, strict=True)])
-    return {"network": top_k(c, Blend.by("model_logp").score(c), k)[0], "pipeline": lists,
+    return {"network": top_k(c, ByFeature("model_logp").score(c), k)[0], "pipeline": lists,
             "embedding_agreement": float(agree)}
 
 

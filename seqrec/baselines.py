@@ -13,33 +13,26 @@ from threadpoolctl import threadpool_limits
 
 from seqrec.config import BaselineConfig
 from seqrec.data.dataset import Dataset
+from seqrec.logstats import (
+    decayed_plays,
+    listen_quality,
+    listeners,
+    recent_context,
+    transition_matrix,
+    transition_scores,
+    user_item_matrix,
+)
 from seqrec.topk import fill, sparse_topk
-
-
-def listen_quality(frac: np.ndarray, floor: float) -> np.ndarray:
-    """How much a play says the user likes the track: the listened fraction, at least `floor`."""
-    return np.clip(np.nan_to_num(frac, nan=0.0), floor, 1.0).astype(np.float32)
 
 
 def popular_order(ds: Dataset, days: int, events: pd.DataFrame | None = None) -> np.ndarray:
     """Valid items by distinct recent listeners, most popular first; every valid item appears once."""
     events = ds.events if events is None else events
     all_counts = np.bincount(events["item"], minlength=ds.n_items + 1).astype(np.float64)
-    score = ds.listeners(days, events) + all_counts / (all_counts.max() + 1)  # older plays only break ties
+    score = listeners(ds, days, events) + all_counts / (all_counts.max() + 1)  # older plays only break ties
     valid = ds.items["valid"].to_numpy()
     order = np.argsort(-score, kind="stable")
     return order[valid[order]]
-
-
-def user_item_matrix(ds: Dataset, weights: np.ndarray, valid_only: bool = True) -> sp.csr_matrix:
-    """(n_users, n_items + 1) sum of per-event weights; invalid items are left out."""
-    ev = ds.events
-    keep = ds.items["valid"].to_numpy()[ev["item"].to_numpy()] if valid_only else slice(None)
-    m = sp.coo_matrix(
-        (weights[keep], (ev["user"].to_numpy()[keep], ev["item"].to_numpy()[keep])),
-        shape=(ds.n_users, ds.n_items + 1),
-    )
-    return m.tocsr()
 
 
 class Popular:
@@ -89,48 +82,6 @@ class SegmentPopular(Popular):
         return fill(items, scores, self.order)
 
 
-def decayed_plays(ds: Dataset, half_life_days: float, quality_floor: float) -> sp.csr_matrix:
-    """(n_users, n_items + 1) per (user, valid item): the sum over its plays of listen quality x 2^(-age / half-life),
-    age in days before `ds.end`. The re-listen evidence of the baselines and of the decoder alike."""
-    ev = ds.events
-    age_days = (ds.end - ev["ts"]).dt.total_seconds().to_numpy() / 86400
-    w = listen_quality(ev["frac"].to_numpy(), quality_floor) * np.exp2(-age_days / half_life_days)
-    m = user_item_matrix(ds, w.astype(np.float32))
-    m.sort_indices()
-    return m
-
-
-def transition_matrix(ds: Dataset, cfg: BaselineConfig) -> sp.csr_matrix:
-    """(n_items + 1, n_items + 1) row-stochastic: which valid track follows which within a session, weighted by
-    how well the follower was listened to."""
-    ev = ds.events
-    user, item, ts = ev["user"].to_numpy(), ev["item"].to_numpy(), ev["ts"].to_numpy()
-    gap_ok = (ts[1:] - ts[:-1]) <= np.timedelta64(int(cfg.transitions_max_gap_min * 60e6), "us")
-    pair = (user[1:] == user[:-1]) & (item[1:] != item[:-1]) & gap_ok
-    q = listen_quality(ev["frac"].to_numpy()[1:], cfg.relisten_quality_floor)
-    pair &= ds.items["valid"].to_numpy()[item[1:]]
-    n = ds.n_items + 1
-    t = sp.coo_matrix((q[pair], (item[:-1][pair], item[1:][pair])), shape=(n, n)).tocsr()
-    out = np.asarray(t.sum(1)).ravel()
-    return (sp.diags(1.0 / np.maximum(out, 1e-9)) @ t).tocsr()
-
-
-def recent_context(ds: Dataset, last_n: int) -> sp.csr_matrix:
-    """(n_users, n_items + 1) each user's last `last_n` plays, the latest weighing most (1, 1/2, 1/3, ...)."""
-    ev = ds.events
-    rank_from_end = ev.groupby("user").cumcount(ascending=False).to_numpy()
-    recent = rank_from_end < last_n
-    w = (1.0 / (1 + rank_from_end[recent])).astype(np.float32)
-    return sp.coo_matrix((w, (ev["user"].to_numpy()[recent], ev["item"].to_numpy()[recent])),
-                         shape=(ds.n_users, ds.n_items + 1)).tocsr()
-
-
-def transition_scores(history: sp.csr_matrix, context: sp.csr_matrix, trans: sp.csr_matrix,
-                      weight: float) -> sp.csr_matrix:
-    """Re-listen scores (each row's best 1) plus `weight` x what follows the recent plays (each row's best 1)."""
-    return row_normalise(history) + weight * row_normalise(context @ trans)
-
-
 class Relisten:
     """Personal history weighted by listen quality and recency; the repeat signal that dominates here."""
 
@@ -155,7 +106,7 @@ class Transitions(Relisten):
 
     def fit(self, ds: Dataset) -> Transitions:
         super().fit(ds)
-        self.trans = transition_matrix(ds, self.cfg)
+        self.trans = transition_matrix(ds, self.cfg.transitions_max_gap_min, self.cfg.relisten_quality_floor)
         self.context = recent_context(ds, self.cfg.transitions_last_n)
         return self
 
@@ -214,12 +165,6 @@ class ItemKNN(ALS):
         order = np.argsort(bad, axis=1, kind="stable")
         items, scores = np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
         return fill(items, np.where(items == 0, -np.inf, scores).astype(np.float32), self.fallback)
-
-
-def row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
-    """Scale each row so its largest entry is 1 (rows of zeros stay zero)."""
-    top = np.asarray(m.max(axis=1).todense()).ravel()
-    return sp.diags(1.0 / np.where(top > 0, top, 1.0)) @ m
 
 
 BASELINES = {

@@ -44,7 +44,7 @@ def help_text(cmd: Command) -> str:
     for key in cmd.keys:
         value = OmegaConf.select(defaults, key) if key != "preset" else None
         shown = "-" if value is None else (OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
-        rows.append((f"{key}={shown}", docs.get(key, "merge configs/NAME.yaml (demo, gpu, tiny)")))
+        rows.append((f"{key}={shown}", docs.get(key, f"merge configs/NAME.yaml ({', '.join(config.presets())})")))
     width = min(max((len(r[0]) for r in rows), default=0), _KEY_WIDTH)
     lines = [f"usage: {cmd.usage}", "", cmd.summary, ""]
     if rows:

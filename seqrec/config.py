@@ -256,32 +256,8 @@ class TrainConfig:
 
 @dataclass
 class DecodeConfig:
-    """How top-k lists are decoded from the model."""
+    """Where and in what batches and shards a trained run decodes its lists (what it decodes: `rank.*`)."""
 
-    use_history: bool = True
-    """Let the user's own history compete with the model's tracks (off: rank by the model alone)."""
-    n_model_candidates: int = 100
-    """The model's best tracks per user that enter the blend."""
-    n_history_candidates: int = 200
-    """The user's best tracks by re-listen score that enter the blend."""
-    n_transition_candidates: int = 60
-    """Tracks that usually follow the user's favourites that enter the ranking."""
-    n_next_candidates: int = 30
-    """Tracks that usually follow the user's last plays (`baselines.transitions_last_n`) that enter the ranking."""
-    n_artist_candidates: int = 0
-    """Tracks of the user's artists, by the user's share of the artist and the track's recent listeners."""
-    short_half_life_days: float = 7.0
-    """Half-life of the short-memory re-listen feature (the long one is baselines.relisten_half_life_days)."""
-    blend_hidden: int = 32
-    """Hidden units of the blend (a linear term plus a one-layer MLP on standardised features)."""
-    blend_l2: float = 1e-4
-    """L2 penalty of the blend fitted on the validation window."""
-    blend_steps: int = 60
-    """Adam steps of each blend fit (three per validation: two cross-fitted halves and the whole window)."""
-    blend_lr: float = 0.05
-    """Adam learning rate of the blend fit (60 steps at 0.05 score as 300 at 0.01, 5x faster)."""
-    drop_features: list[str] = field(default_factory=list)
-    """Ranker features to leave out (for ablations), by name from seqrec.inference.evidence.FEATURES."""
     mask_skipped: int = 0
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
     batch_users: int = 256
@@ -306,27 +282,62 @@ class DecodeConfig:
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"decode.device must be auto, cpu or cuda, got {self.device!r}")
-        if min(self.shard_users, self.workers, self.devices, self.num_nodes) < 1:
-            raise ValueError(f"decode.shard_users, workers, devices and num_nodes must be >= 1, got "
-                             f"{self.shard_users}, {self.workers}, {self.devices}, {self.num_nodes}")
-        if self.blend_steps < 1 or self.blend_lr <= 0:
-            raise ValueError(f"decode.blend_steps must be >= 1 and decode.blend_lr > 0, got {self.blend_steps} "
-                             f"and {self.blend_lr}")
+        if min(self.batch_users, self.shard_users, self.workers, self.devices, self.num_nodes) < 1:
+            raise ValueError(f"decode.batch_users, shard_users, workers, devices and num_nodes must be >= 1, got "
+                             f"{self.batch_users}, {self.shard_users}, {self.workers}, {self.devices}, "
+                             f"{self.num_nodes}")
+        if self.mask_skipped < 0:
+            raise ValueError(f"decode.mask_skipped must be >= 0 (0: off), got {self.mask_skipped}")
 
 
 @dataclass
 class RankConfig:
-    """The ranking stage over the decoder's candidates, fitted on the validation window."""
+    """The ranking stage: its candidate sources and their sizes, the log statistics its features read, and the
+    ranker fitted on the validation window over the candidates' named features (seqrec.ranking)."""
 
+    n_model_candidates: int = 100
+    """Source `model`: the network's best tracks (at least eval.k of them, so a list can be made of them alone)."""
+    n_history_candidates: int = 200
+    """Source `history`: the user's best tracks by re-listen score."""
+    n_favourites_candidates: int = 60
+    """Source `favourites`: the tracks that usually follow the user's favourites."""
+    n_next_candidates: int = 30
+    """Source `next`: the tracks that usually follow the user's last `rank.transitions_last_n` plays."""
+    n_artist_candidates: int = 0
+    """Source `artists`: tracks of the user's artists, by the user's share of the artist and the track's recent
+    listeners."""
+    relisten_half_life_days: float = BaselineConfig.relisten_half_life_days
+    """Half-life of the re-listen score (the `relisten` feature and the history source)."""
+    short_half_life_days: float = 7.0
+    """Half-life of the short-memory re-listen feature (`relisten_short`)."""
+    relisten_quality_floor: float = BaselineConfig.relisten_quality_floor
+    """Weight of a skipped listen relative to a full one in the re-listen sums and the transitions."""
+    transitions_weight: float = BaselineConfig.transitions_weight
+    """Weight of what follows the recent plays relative to re-listen scores in the `next` feature."""
+    transitions_last_n: int = BaselineConfig.transitions_last_n
+    """The `next` source and feature read the user's last this many plays."""
+    transitions_max_gap_min: float = BaselineConfig.transitions_max_gap_min
+    """Consecutive plays further apart than this do not form a transition."""
+    popular_days: int = BaselineConfig.popular_days
+    """The `log_popularity` feature counts distinct listeners in the last this many days."""
+    source_features: bool = False
+    """Candidates carry, for each source, the track's rank in it (NaN where the source did not list it)."""
+    drop_features: list[str] = field(default_factory=list)
+    """Features the ranker leaves out (for ablations), by name from seqrec.ranking.features.FEATURES."""
     model: str = "gbdt"
-    """`gbdt`: LightGBM over every named feature (FEATURES); `blend`: the small MLP over BLEND_FEATURES."""
+    """`gbdt`: LightGBM over the named features; `by_feature`: candidates ranked by one feature (`rank.by`)."""
+    by: str = "model_logp"
+    """The feature a `by_feature` ranker ranks by (higher first); also the ranking before the first fit."""
     objective: str = "xentropy"
     """LightGBM objective: `xentropy` (pointwise, the window's quarter as a soft label) or `lambdarank`."""
     trees: int = 300
     """Boosting rounds."""
     learning_rate: float = 0.05
+    """LightGBM's shrinkage."""
     num_leaves: int = 31
+    """Leaves per tree."""
     min_data_in_leaf: int = 100
+    """Candidates a leaf holds at least."""
     feature_fraction: float = 0.8
     """Share of the features each tree sees."""
     negative_share: float = 1.0
@@ -338,14 +349,25 @@ class RankConfig:
     to spare."""
 
     def __post_init__(self) -> None:
-        if self.model not in ("gbdt", "blend"):
-            raise ValueError(f"rank.model must be gbdt or blend, got {self.model!r}")
+        if self.model not in ("gbdt", "by_feature"):
+            raise ValueError(f"rank.model must be gbdt or by_feature, got {self.model!r}")
         if self.objective not in ("xentropy", "lambdarank"):
             raise ValueError(f"rank.objective must be xentropy or lambdarank, got {self.objective!r}")
+        sizes = {n: getattr(self, n) for n in ("n_model_candidates", "n_history_candidates",
+                                               "n_favourites_candidates", "n_next_candidates", "n_artist_candidates")}
+        if min(sizes.values()) < 0:
+            raise ValueError(f"rank.n_*_candidates must be >= 0, got {sizes}")
+        if min(self.relisten_half_life_days, self.short_half_life_days, self.transitions_max_gap_min) <= 0 \
+                or self.transitions_last_n < 1 or self.popular_days < 1 \
+                or not 0 < self.relisten_quality_floor <= 1 or self.transitions_weight < 0:
+            raise ValueError("rank.relisten_half_life_days, rank.short_half_life_days and "
+                             "rank.transitions_max_gap_min > 0, rank.transitions_last_n >= 1, rank.popular_days >= 1, "
+                             "0 < rank.relisten_quality_floor <= 1 and rank.transitions_weight >= 0 are required")
         if self.trees < 1 or self.learning_rate <= 0 or self.num_leaves < 2 or not 0 < self.feature_fraction <= 1 \
-                or not 0 < self.negative_share <= 1:
+                or not 0 < self.negative_share <= 1 or self.min_data_in_leaf < 1 or self.threads < 0:
             raise ValueError("rank.trees >= 1, rank.learning_rate > 0, rank.num_leaves >= 2, "
-                             "0 < rank.feature_fraction <= 1 and 0 < rank.negative_share <= 1 are required")
+                             "rank.min_data_in_leaf >= 1, rank.threads >= 0, 0 < rank.feature_fraction <= 1 and "
+                             "0 < rank.negative_share <= 1 are required")
 
 
 @dataclass
@@ -517,8 +539,7 @@ def load_config(overrides: list[str] | None = None) -> Config:
         if key == "preset":
             preset = CONFIG_DIR / f"{value}.yaml"
             if not preset.exists():
-                known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-                raise UserError(f"preset {value!r} not found in {CONFIG_DIR}; known: {known}")
+                raise UserError(f"preset {value!r} not found in {CONFIG_DIR}; known: {presets()}")
             layer = OmegaConf.load(preset)
             layers.append(layer)
             given += [f"{k}={v}" for k, v in _leaves(OmegaConf.to_container(layer))]
@@ -532,6 +553,45 @@ def load_config(overrides: list[str] | None = None) -> Config:
         raise UserError(str(err)) from err
     cfg.overrides = given + rest
     return cfg
+
+
+MOVED = {"decode.n_model_candidates": "rank.n_model_candidates",
+         "decode.n_history_candidates": "rank.n_history_candidates",
+         "decode.n_transition_candidates": "rank.n_favourites_candidates",
+         "decode.n_next_candidates": "rank.n_next_candidates", "decode.n_artist_candidates": "rank.n_artist_candidates",
+         "decode.short_half_life_days": "rank.short_half_life_days", "decode.drop_features": "rank.drop_features"}
+"""Keys that moved: a run trained before the move is read with them in their new place."""
+RETIRED = ("decode.blend_hidden", "decode.blend_l2", "decode.blend_steps", "decode.blend_lr", "decode.use_history")
+"""Keys that left with the MLP blend ranking stage."""
+RANK_FROM_BASELINES = ("relisten_half_life_days", "relisten_quality_floor", "transitions_weight",
+                       "transitions_last_n", "transitions_max_gap_min", "popular_days")
+"""rank.* keys a run trained before they existed took from baselines.*."""
+
+
+def upgrade_saved(tree: dict) -> dict:
+    """A run folder's saved config (a plain nested dict) in today's keys: moved keys in their new place, retired
+    ones dropped, the ranking stage's log statistics taken from baselines.* where the run predates rank.*. Raises
+    UserError for a run whose settings no longer exist (the MLP blend, decoding without the history)."""
+    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in tree.items()}
+    rank, decode, baselines = (tree.setdefault(s, {}) for s in ("rank", "decode", "baselines"))
+    if rank.get("model") == "blend" or decode.get("use_history", True) is not True:
+        raise UserError("this run was trained with the retired MLP blend ranking stage (rank.model=blend or "
+                        "decode.use_history=false); train it again")
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        if key in tree[section]:
+            rank.setdefault(new.split(".")[1], tree[section].pop(key))
+    for old in RETIRED:
+        decode.pop(old.split(".")[1], None)
+    for key in RANK_FROM_BASELINES:
+        if key not in rank and key in baselines:
+            rank[key] = baselines[key]
+    return tree
+
+
+def presets() -> list[str]:
+    """The presets `preset=NAME` can merge: configs/NAME.yaml."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 def config_keys(cls: type | None = None, prefix: str = "") -> list[str]:
@@ -549,6 +609,10 @@ def _config_error(err: OmegaConfBaseException, given: list[str]) -> UserError:
     message = str(err).split("\n")[0]
     if isinstance(err, KeyError) and key:
         key = next((g for g in given if g == key or g.startswith(f"{key}.")), key)
+        if key in MOVED:
+            return UserError(f"{key} is now {MOVED[key]}")
+        if key in RETIRED:
+            return UserError(f"{key} was retired with the MLP blend ranking stage; drop it")
         close = difflib.get_close_matches(key, config_keys(), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]}?" if close else "; --help lists the main keys"
         return UserError(f"unknown key {key!r}{hint}")

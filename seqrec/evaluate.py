@@ -5,15 +5,12 @@ python -m seqrec.evaluate data.dir=DIR [split.mode=future] [eval.models=[reliste
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from seqrec import metrics, report
+from seqrec import report
 from seqrec.baselines import make_baseline
 from seqrec.cli import Command, run
 from seqrec.config import Config, load_config
@@ -21,6 +18,7 @@ from seqrec.data.split import Split
 from seqrec.errors import UserError
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.io import write_atomic
+from seqrec.offline import extra_metrics, list_metrics
 from seqrec.run import Run
 from seqrec.storage import localised
 
@@ -28,41 +26,6 @@ from seqrec.storage import localised
 def columns(k: int) -> list[str]:
     """The table's columns for lists of length k."""
     return ["score", f"ndcg@{k}", f"recall@{k}", "coverage", "novelty", "diversity", "repeat", "fit_s", "predict_s"]
-
-
-def list_metrics(recs: np.ndarray, split: Split) -> dict[str, float]:
-    """Every offline metric of one set of top-k lists (k = their length)."""
-    h = split.history
-    ev = h.events
-    k = recs.shape[1]
-    return {
-        "score": metrics.competition_score(recs, split.users, split.truth),
-        f"ndcg@{k}": metrics.ndcg_at_k(recs, split.users, split.truth),
-        f"recall@{k}": metrics.recall_at_k(recs, split.users, split.truth),
-        "coverage": metrics.coverage(recs, h.n_items),
-        "novelty": metrics.novelty(recs, h.listeners(), h.n_users),
-        "diversity": metrics.artist_diversity(recs, h.items["artist"].to_numpy()),
-        "repeat": metrics.repeat_share(recs, split.users, ev["user"].to_numpy(), ev["item"].to_numpy()),
-    }
-
-
-def readings(recs: np.ndarray, split: Split) -> dict[str, float]:
-    """The contest score of the lists under every reading of its text (fraction / rounding / normalisation)."""
-    w = split.window
-    duration = split.history.items["track_duration"].to_numpy(np.float64)
-    out = {}
-    for f, r, n in itertools.product(metrics.FRACTIONS, metrics.ROUNDINGS, metrics.NORMALISATIONS):
-        truth = metrics.build_truth(w["user"].to_numpy(), w["item"].to_numpy(), w["duration"].to_numpy(), duration,
-                                    f, r, n)
-        out[f"{f}/{r}/{n}"] = metrics.competition_score(recs, split.users, truth)
-    return out
-
-
-def extra_metrics(recs: np.ndarray, split: Split, cutoffs: list[int]) -> dict[str, float]:
-    """precision, MAP and hit rate at the cutoffs and at k, and the score under every reading of the metric."""
-    k = recs.shape[1]
-    return {**metrics.at_cutoffs(recs, split.users, split.truth, sorted({*cutoffs, k})),
-            **{f"score {name}": v for name, v in readings(recs, split).items()}}
 
 
 def evaluate_model(name: str, split: Split, cfg: Config, rerank: bool = False, run: Run | None = None

@@ -1,4 +1,7 @@
-"""Hand-written: torchmetrics' retrieval NDCG takes ideal DCG from scored items, not the window, per query."""
+"""The offline metrics in numpy, for seqrec.evaluate, the benchmarks and the synthetic calibration: the contest
+score (torchmetrics has no graded quarter-credit metric), graded NDCG, recall, precision / MAP / hit rate at
+cutoffs, coverage, novelty, diversity, repeats. Validation computes the ones torchmetrics has through it
+(seqrec.training.listmetrics) and tests/test_metrics.py checks that both agree on the same lists."""
 
 from __future__ import annotations
 
@@ -252,10 +255,8 @@ def at_cutoffs(recs: np.ndarray, users: np.ndarray, truth: Truth, cutoffs: list[
     return out
 
 
-def repeat_share(
-    recs: np.ndarray, users: np.ndarray, history_users: np.ndarray, history_items: np.ndarray
-) -> float:
-    """Share of recommended (user, item) pairs the user already played in history."""
+def played(recs: np.ndarray, users: np.ndarray, history_users: np.ndarray, history_items: np.ndarray) -> np.ndarray:
+    """(n, k) whether each user played each recommended item in history."""
     recs, users = _check(recs, users)
     h_users = np.asarray(history_users).astype(np.int64, copy=False)
     h_items = np.asarray(history_items).astype(np.int64, copy=False)
@@ -264,7 +265,15 @@ def repeat_share(
             f"history_users {h_users.shape} and history_items {h_items.shape} must be 1-D, one length"
         )
     stride = max(int(recs.max()) if recs.size else 0, int(h_items.max()) if h_items.size else 0) + 1
-    _, hit = _find(np.unique(h_users * stride + h_items), users[:, None] * stride + recs)  # (n, k)
+    return _find(np.unique(h_users * stride + h_items), users[:, None] * stride + recs)[1]  # (n, k)
+
+
+def repeat_share(
+    recs: np.ndarray, users: np.ndarray, history_users: np.ndarray, history_items: np.ndarray
+) -> float:
+    """Share of recommended (user, item) pairs the user already played in history."""
+    recs = _as_recs(recs)
+    hit = played(recs, users, history_users, history_items)
     return _mean(hit[recs != PAD])  # padding is no recommendation, so it is left out of the share
 
 

@@ -11,12 +11,12 @@ from seqrec import report
 from seqrec.cli import Command
 from seqrec.config import Config, load_config
 from seqrec.data.split import make_split
-from seqrec.evaluate import list_metrics
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
+from seqrec.offline import list_metrics
+from seqrec.predict_ddp import decode_ddp
 from seqrec.run import Run, recommend
 from seqrec.storage import localised
-from seqrec.training.predicting import decode_ddp
 
 COMMAND = Command(
     usage="python predict.py [model=sasrec|NAME] [key=value ...]",

@@ -18,17 +18,17 @@ import torch
 from omegaconf import OmegaConf
 
 from seqrec.baselines import make_baseline
-from seqrec.config import Config, ModelConfig
+from seqrec.config import Config, ModelConfig, upgrade_saved
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder, make_decoder
-from seqrec.inference.evidence import LogTables
 from seqrec.inference.shards import decode_shards
 from seqrec.metrics import repeat_share
 from seqrec.models.features import event_features
-from seqrec.models.ranker import Ranker, load_ranker
 from seqrec.models.sasrec import SASRec
+from seqrec.ranking.evidence import LogTables
+from seqrec.ranking.rankers import Ranker, load_ranker
 
 ALLOWED = ("data", "run", "submission", "eval", "split", "metric", "rerank", "serve", "similar", "seed", "ckpt",
            "overrides", "model.name",
@@ -69,7 +69,11 @@ class Run:
         for path in (saved, ckpt):
             if not path.exists():
                 raise RunError(f"{path} not found: train first with `python train.py run.dir={cfg.run.dir}`")
-        trained = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved))
+        try:  # a run trained before a key moved is read with the key in its new place
+            upgraded = upgrade_saved(OmegaConf.to_container(OmegaConf.load(saved)))
+        except UserError as e:
+            raise RunError(f"{run_dir}: {e}") from e
+        trained = OmegaConf.merge(OmegaConf.structured(Config), upgraded)
         given = OmegaConf.structured(cfg)
         refused = []
         for item in cfg.overrides:
@@ -107,7 +111,7 @@ class Run:
         self.check_catalog(ds)
         seqs = build_sequences(ds.events, ds.n_users, self.cfg.clean.session_gap_min)
         return make_decoder(ds, event_features(seqs, self.cfg.train.weight_mode), self.cfg,
-                            tables if tables is not None else LogTables.build(ds, self.cfg))
+                            tables if tables is not None else LogTables.build(ds, self.cfg.rank))
 
     def recommend(self, ds: Dataset, users: np.ndarray, k: int) -> np.ndarray:
         """(n, k) lists for `users` from their history in `ds`, decoded in shards of decode.shard_users (each with
@@ -120,7 +124,7 @@ class Run:
     def shard_topk(self, ds: Dataset, k: int) -> Callable[[np.ndarray], np.ndarray]:
         """users -> their (n, k) lists, decoded as one shard: the shard's own evidence, the whole log's tables
         (built here, once)."""
-        tables = LogTables.build(ds, self.cfg)
+        tables = LogTables.build(ds, self.cfg.rank)
         return lambda u: self.decoder(ds.shard(u), tables).topk(self.net, u, self.ranker, k)
 
     def report_repeats(self, recs: np.ndarray, users: np.ndarray, ds: Dataset) -> None:

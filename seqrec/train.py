@@ -20,13 +20,13 @@ from seqrec.data.split import Split
 from seqrec.errors import UserError
 from seqrec.io import write_atomic
 from seqrec.metrics import build_truth
-from seqrec.models.ranker import load_ranker
 from seqrec.storage import RunMirror, localised
 from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
+from seqrec.training.ranking_stage import CarriesRanker, RankingStage
 
 COMMAND = Command(
-    usage="python train.py [preset=demo|gpu|tiny] [key=value ...]",
+    usage="python train.py [preset=NAME] [key=value ...]",
     summary="Train the SASRec network and its ranking stage on the temporal split of a hear-me folder, validating "
             "with the contest metric;\nthen refit the network on the whole log. Writes RUN/checkpoints, RUN/tb "
             "(TensorBoard) and RUN/reports.",
@@ -104,7 +104,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: Sequence[
         limit_train_batches=int(t.limit_train_batches) if t.limit_train_batches > 1 else t.limit_train_batches,
         log_every_n_steps=t.log_every_n_steps,
         logger=TensorBoardLogger(str(run), name="tb", version="" if refit_epochs is None else "refit"),
-        callbacks=callbacks if refit_epochs is None else every_run,
+        callbacks=callbacks if refit_epochs is None else [*every_run, *extra],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         # the data module shards its batched window sampler itself; Lightning's replacement would break it
@@ -122,10 +122,9 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
     ckpt = resume_from(cfg)
     with report.step_report(cfg, "train") as rep:
         dm = SeqDataModule(split, cfg)
-        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
-                                     cfg.rank)
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id)
         write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
-        trainer = build_trainer(cfg, extra=callbacks)
+        trainer = build_trainer(cfg, extra=[RankingStage(split, dm.feats, cfg), *callbacks])
         trainer.fit(module, dm, ckpt_path=ckpt)
         best = cfg.run.best_ckpt
         score = trainer.checkpoint_callback.best_model_score
@@ -166,12 +165,10 @@ def refit(cfg: Config, ds: Dataset, best: Path) -> Path:
     with report.step_report(cfg, "refit") as rep:
         print(f"refit: {epochs} epoch(s) on the whole log ({len(ds.events):,} events)")
         whole = Split(ds, np.zeros(0, np.int64), build_truth(*(np.zeros(0),) * 4), ds.events.iloc[:0])
-        module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k, ds.catalog_id,
-                                     cfg.rank)
-        trainer = build_trainer(cfg, refit_epochs=epochs)
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id)
+        trainer = build_trainer(cfg, refit_epochs=epochs, extra=[CarriesRanker.of_checkpoint(state)])
         dm = SeqDataModule(whole, cfg)
         trainer.fit(module, dm)
-        module.ranker = load_ranker(state["ranker"])
         tmp = cfg.run.refit_ckpt.with_name(".refit.ckpt.partial")
         trainer.save_checkpoint(tmp)  # every process calls it; the strategy writes on the first only
         if trainer.is_global_zero:

@@ -107,11 +107,7 @@ def tiny_synth(tmp_path_factory) -> Path:
     return folder
 
 
-TINY_RUN = [
-    "preset=demo", "train.max_epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
-    "train.n_negatives=64", "model.d_model=16", "model.max_len=20", "split.min_window_events=1",
-    "split.max_users=40", "decode.blend_hidden=8", "train.progress_bar=false", "train.refit=false",
-]
+TINY_RUN = ["preset=tiny"]
 """A few seconds of training: the ranking stage is fitted on a 40-user validation sample."""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from seqrec import cli, evaluate, predict, report, similar, train, validate
-from seqrec.config import load_config
+from seqrec.config import CONFIG_DIR, load_config, presets
 from seqrec.errors import UserError
 from seqrec.serve import __main__ as serve
 
@@ -79,6 +79,22 @@ def test_a_path_with_an_equals_sign_is_a_path(tmp_path):
     odd = tmp_path / "a=b.csv"
     odd.write_text("")
     assert not cli.is_override(str(odd))
+
+
+def test_help_offers_exactly_the_presets_that_exist_and_each_loads(capsys):
+    assert presets() == sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) and "tiny" in presets()
+    assert cli.run(train.COMMAND, train.main, ["--help"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("preset=")]
+    assert line.endswith(f"merge configs/NAME.yaml ({', '.join(presets())})")
+    for name in presets():
+        assert load_config([f"preset={name}"]).overrides  # every key of the preset is a real key
+
+
+def test_a_moved_or_retired_key_says_where_it_went():
+    with pytest.raises(UserError, match=r"^decode.n_transition_candidates is now rank.n_favourites_candidates$"):
+        load_config(["decode.n_transition_candidates=10"])
+    with pytest.raises(UserError, match="decode.blend_hidden was retired with the MLP blend ranking stage"):
+        load_config(["decode.blend_hidden=8"])
 
 
 def test_config_errors_are_user_errors_naming_the_key():

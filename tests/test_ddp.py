@@ -1,5 +1,6 @@
 """Two CPU processes (DDP over gloo) train to the same weights as one process with the doubled batch."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,24 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert one.keys() == two.keys()
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=f"{k} differs")
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs torch.distributed with gloo")
+def test_validation_users_are_split_across_processes_with_the_metrics_of_one_process(tiny_synth, tmp_path):
+    """Each of 2 processes decodes half the validation users; the candidates are gathered, the ranker cross-fitted
+    on all of them, the metrics reduced: the same values as one process decoding everyone."""
+    overrides = [f"data.dir={tiny_synth}", "preset=tiny", "decode.batch_users=10", "rank.min_data_in_leaf=20"]
+
+    def validate(devices: int) -> list[dict]:
+        out = tmp_path / f"p{devices}"
+        done = subprocess.run([sys.executable, str(ROOT / "tests" / "ddp_validate.py"), str(out), str(devices),
+                               *overrides], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return [json.loads((out / f"rank{r}.json").read_text()) for r in range(devices)]
+
+    (one,), two = validate(1), validate(2)
+    assert one["decoded"] == 40 and [r["decoded"] for r in two] == [20, 20]  # split.max_users=40 of the preset
+    assert {"val/score", "val/ndcg@50", "val/recall@50", "val/map@10", "val/hit@3", "val/repeat"} <= set(one["metrics"])
+    for r in two:
+        assert r["metrics"] == pytest.approx(one["metrics"], rel=1e-6, abs=1e-7)

@@ -4,13 +4,13 @@ import pytorch_lightning as pl
 import torch
 
 from seqrec import PAD
-from seqrec.config import DecodeConfig, RankConfig, load_config
+from seqrec.config import load_config
 from seqrec.data.sequences import build_sequences
-from seqrec.inference.decode import crossfit, fit_on, make_decoder
-from seqrec.inference.evidence import FEATURES, LogTables
+from seqrec.inference.decode import make_decoder
 from seqrec.models.features import event_features, history_inputs
-from seqrec.models.ranker import GBDT, Blend, Candidates, load_ranker, top_k
 from seqrec.models.sasrec import SASRec
+from seqrec.ranking.candidates import Candidates
+from seqrec.ranking.evidence import LogTables
 from seqrec.training.batches import TrainWindows, horizon_ends, train_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -154,20 +154,25 @@ def decode_setup(make_dataset):
     return ds, feats, model, overrides
 
 
-def blend(relisten: float = 0.0) -> Blend:
-    """The model's log-probability plus `relisten` times the user's re-listen evidence."""
-    b = Blend(("model_logp", "relisten"), hidden=1)  # identity standardisation, a linear term only
-    b.params["w_lin"][:] = torch.tensor([1.0, relisten])
-    return b
+class Linear:
+    """A hand-set ranker: a weighted sum of named features, as a fitted ranker's `score` gives."""
+
+    def __init__(self, **weights: float):
+        self.weights = weights
+
+    def score(self, c: Candidates) -> np.ndarray:
+        s = sum(w * c.columns((name,))[..., 0] for name, w in self.weights.items())
+        return np.where(c.mask, s, -np.inf)
 
 
-WEIGHTS = {"model only": blend(), "mixed": blend(1.0), "relisten": blend(1000.0)}
+WEIGHTS = {"model only": Linear(model_logp=1.0), "mixed": Linear(model_logp=1.0, relisten=1.0),
+           "relisten": Linear(model_logp=1.0, relisten=1000.0)}
 
 
-def decode(setup, extra: list[str], w: Blend, users: np.ndarray = USERS) -> np.ndarray:
+def decode(setup, extra: list[str], w: Linear, users: np.ndarray = USERS) -> np.ndarray:
     ds, feats, model, overrides = setup
     cfg = load_config(overrides + extra)
-    return make_decoder(ds, feats, cfg, LogTables.build(ds, cfg)).topk(model, users, w, K)
+    return make_decoder(ds, feats, cfg, LogTables.build(ds, cfg.rank)).topk(model, users, w, K)
 
 
 @pytest.mark.parametrize("mask_skipped", [0, 2])
@@ -224,89 +229,3 @@ def test_window_batches_shard_disjointly_across_ranks_and_reshuffle_per_epoch():
     assert seen[0] != seen[1]  # set_epoch reshuffles
     single = window_batches(23, 5)
     assert sorted(i for batch in single for i in batch) == list(range(23))
-
-
-def test_rank_pads_users_with_fewer_real_candidates_than_k():
-    items = np.array([[3, 5, 5, 1], [2, 4, 6, 8]])
-    mask = np.array([[True, True, False, False], [True, True, True, True]])
-    x = np.zeros((2, 4, len(FEATURES)), np.float32)
-    x[..., FEATURES.index("model_logp")] = [[-1.0, -0.5, 0.0, 0.0], [-4.0, -3.0, -2.0, -1.0]]
-    c = Candidates(items, mask, x, FEATURES)
-    out, scores = top_k(c, Blend.by("model_logp").score(c), k=3)
-    np.testing.assert_array_equal(out, [[5, 3, PAD], [8, 6, 4]])
-    assert np.isneginf(scores[0, 2]) and np.isfinite(scores[1]).all()
-
-
-def test_blend_fit_with_the_default_budget_ranks_by_the_feature_that_carries_the_gain():
-    rng = np.random.default_rng(0)
-    n_users, n_cands = 64, 30
-    x = rng.normal(size=(n_users, n_cands, len(FEATURES))).astype(np.float32)
-    signal = x[..., FEATURES.index("relisten")]
-    gain = np.where(signal > 0.8, 1.0, 0.0).astype(np.float32)  # only tracks high on re-listen were played
-    mask = np.ones((n_users, n_cands), bool)
-    mask[:, -3:] = False  # padding candidates: never ranked, whatever their features say
-    x[:, -3:, FEATURES.index("relisten")] = 10.0
-    d = DecodeConfig()
-    items = np.tile(np.arange(1, n_cands + 1), (n_users, 1))
-    c = Candidates(items, mask, x, FEATURES)
-    fitted = Blend(FEATURES, d.blend_hidden).fit(c, gain, d.blend_steps, d.blend_lr, d.blend_l2)
-    recs = top_k(c, fitted.score(c), k=5)[0]
-    hit = np.take_along_axis(gain, recs - 1, 1)
-    best = np.sort(gain[:, :-3], 1)[:, ::-1][:, :5]
-    assert hit.sum() == best.sum()  # every user's top 5 holds as many played tracks as it can
-    assert not np.isin(recs, items[:, -3:]).any()
-    by_model = top_k(c, Blend.by("model_logp").score(c), k=5)[0]
-    assert np.take_along_axis(gain, by_model - 1, 1).sum() < hit.sum()  # the fit learned something
-
-
-def test_ranker_reads_features_by_name_and_survives_its_checkpoint_state():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(8, 12, len(FEATURES))).astype(np.float32)
-    c = Candidates(np.tile(np.arange(1, 13), (8, 1)), np.ones((8, 12), bool), x, FEATURES)
-    gain = (x[..., FEATURES.index("next")] > 0.5).astype(np.float32)
-    fitted = Blend(("next", "relisten"), 4).fit(c, gain, 40, 0.05, 1e-4)
-    shuffled = Candidates(c.items, c.mask, x[..., ::-1].copy(), FEATURES[::-1])  # the same columns, other order
-    np.testing.assert_allclose(fitted.score(shuffled), fitted.score(c), rtol=1e-6)
-    again = Blend.from_state(torch.load(_roundtrip(fitted.state()), weights_only=True))
-    np.testing.assert_array_equal(again.score(c), fitted.score(c))
-    with pytest.raises(ValueError, match="lack feature"):
-        fitted.score(Candidates(c.items, c.mask, x[..., :2], FEATURES[:2]))
-
-
-def _roundtrip(state: dict):
-    import io
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return buf
-
-
-@pytest.mark.parametrize("objective", ["xentropy", "lambdarank"])
-def test_gbdt_learns_the_gain_through_missing_values_and_survives_its_checkpoint_state(objective):
-    rng = np.random.default_rng(2)
-    n_users, n_cands = 200, 20
-    x = rng.normal(size=(n_users, n_cands, len(FEATURES))).astype(np.float32)
-    due = FEATURES.index("due")
-    x[..., due] = np.where(rng.random((n_users, n_cands)) < 0.3, np.nan, x[..., due])  # never replayed: unknown
-    gain = np.where(np.isnan(x[..., due]), 0.0, (x[..., due] > 0.5) * 1.0).astype(np.float32)
-    c = Candidates(np.tile(np.arange(1, n_cands + 1), (n_users, 1)), np.ones((n_users, n_cands), bool), x, FEATURES)
-    d, r = DecodeConfig(), RankConfig(objective=objective, trees=40, min_data_in_leaf=20, threads=1)
-    ranker, lists = fit_on(c, gain, d, r), crossfit(c, gain, d, r, k=3)
-    assert isinstance(ranker, GBDT) and ranker.features == FEATURES
-    hit = np.take_along_axis(gain, lists - 1, 1).sum()
-    best = np.sort(gain, 1)[:, ::-1][:, :3].sum()
-    by_model = np.take_along_axis(gain, top_k(c, Blend.by("model_logp").score(c), 3)[0] - 1, 1).sum()
-    assert hit >= 0.97 * best and by_model < 0.5 * best  # cross-fitted lists find the due tracks; noise does not
-    again = load_ranker(torch.load(_roundtrip(ranker.state()), weights_only=True))
-    np.testing.assert_array_equal(again.score(c), ranker.score(c))
-    assert max(ranker.importance(), key=ranker.importance().get) == "due"
-
-
-def test_ties_go_to_the_lower_item_whatever_the_candidates_order():
-    items = np.array([[7, 3, 5, 9], [9, 5, 3, 7]])
-    x = np.zeros((2, 4, len(FEATURES)), np.float32)
-    x[1, 0, FEATURES.index("model_logp")] = 1.0  # user 1's item 9 scores highest; the rest tie
-    c = Candidates(items, np.ones((2, 4), bool), x, FEATURES)
-    out = top_k(c, Blend.by("model_logp").score(c), k=3)[0]
-    np.testing.assert_array_equal(out, [[3, 5, 7], [9, 3, 5]])

@@ -7,7 +7,7 @@ import torch
 from seqrec import PAD
 from seqrec.config import ModelConfig
 from seqrec.models.features import target_weights
-from seqrec.models.sasrec import SASRec
+from seqrec.models.sasrec import SASRec, States
 from seqrec.training.losses import sampled_ce, weighted_ce
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -70,7 +70,7 @@ def value_and_grads(fn, p, **kw):
         loss.backward()
         return loss.detach(), h.grad, emb.grad
     net = net_with(p["emb"])
-    loss = fn(net, h, p["target"], p["w"], **kw)
+    loss = fn(net, States(h, None), p["target"], p["w"], **kw)
     loss.backward()
     return loss.detach(), h.grad, net.item_emb.weight.grad
 
@@ -89,7 +89,7 @@ def test_weighted_ce_first_value_by_hand():
     # Two positions, three items: logits are exactly h . emb; only the first position weighs.
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     emb = torch.tensor([[9.0, 9.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])  # PAD's logit (9) would dominate
-    loss = weighted_ce(net_with(emb), h, torch.tensor([1, 3]), torch.tensor([2.0, 0.0]))
+    loss = weighted_ce(net_with(emb), States(h, None), torch.tensor([1, 3]), torch.tensor([2.0, 0.0]))
     want = -(1.0 - math.log(math.e + 1 + 1))  # position 0: logits (1, 0, 0), target item 1
     assert loss.item() == pytest.approx(want, abs=1e-6)
 
@@ -107,12 +107,13 @@ def test_weighted_ce_ignores_weight_zero_targets_and_the_pad_logit(problem):
     # ... while a target that does weigh changes the loss.
     moved = dict(problem, target=problem["target"].clone())
     moved["target"][0] = 2
-    assert not torch.isclose(weighted_ce(net_with(moved["emb"]), moved["h"], moved["target"], moved["w"]), base)
+    moved_loss = weighted_ce(net_with(moved["emb"]), States(moved["h"], None), moved["target"], moved["w"])
+    assert not torch.isclose(moved_loss, base)
 
 
 def test_weighted_ce_all_zero_weights_is_zero_and_still_backprops(problem):
     h = problem["h"].clone().requires_grad_()
-    loss = weighted_ce(net_with(problem["emb"]), h, problem["target"], torch.zeros(8))
+    loss = weighted_ce(net_with(problem["emb"]), States(h, None), problem["target"], torch.zeros(8))
     assert loss.item() == 0.0
     loss.backward()  # a batch whose targets all weigh 0 must not crash the training step
     assert torch.all(h.grad == 0)
@@ -140,7 +141,8 @@ def test_sampled_ce_matches_hand_computation_and_masks_accidental_hits(problem):
     log_q = q.log()
     negatives = torch.tensor([2, 4, 4, 6, 1])  # row targets 4 and 6 and 1 hit negatives (4 twice)
     h = problem["h"].clone().requires_grad_()
-    loss = sampled_ce(net_with(problem["emb"]), h[None], NO_WINDOW, problem["target"], problem["w"], negatives, log_q)
+    loss = sampled_ce(net_with(problem["emb"]), States(h[None], None), NO_WINDOW, problem["target"], problem["w"],
+                      negatives, log_q)
     want = hand_sampled(problem["h"], problem["emb"], problem["target"], problem["w"], negatives, log_q)
     assert loss.item() == pytest.approx(want, rel=1e-5)
     loss.backward()
@@ -164,8 +166,9 @@ def test_sampled_ce_ignores_weight_zero_targets(problem):
     log_q[PAD] = -math.inf
     negatives = torch.tensor([1, 2, 3, 5])
     net = net_with(problem["emb"])
-    base = sampled_ce(net, problem["h"][None], NO_WINDOW, problem["target"], problem["w"], negatives, log_q)
+    base = sampled_ce(net, States(problem["h"][None], None), NO_WINDOW, problem["target"], problem["w"], negatives,
+                      log_q)
     target = problem["target"].clone()
     target[3] = 5  # weight 0
-    got = sampled_ce(net, problem["h"][None], NO_WINDOW, target, problem["w"], negatives, log_q)
+    got = sampled_ce(net, States(problem["h"][None], None), NO_WINDOW, target, problem["w"], negatives, log_q)
     assert got.item() == pytest.approx(base.item(), rel=1e-6)

@@ -205,3 +205,52 @@ def test_precision_map_and_hit_rate_at_cutoffs():
     # user 0: hits at 1 and 3 -> (1/1 + 2/3) / min(3, 3 relevant); user 1 has no relevant track: 0
     assert out["map@3"] == pytest.approx((1 + 2 / 3) / 3 / 2)
     assert out["map@1"] == pytest.approx((1 / 1) / 2)
+
+
+def _random_lists(seed: int = 0, n_users: int = 40, n_items: int = 60, k: int = 10):
+    """Users with window tracks of graded gains (some with none), their lists of k distinct tracks (some short,
+    ending in PAD) and a history."""
+    rng = np.random.default_rng(seed)
+    users = rng.permutation(np.arange(100, 100 + n_users))  # not 0..n-1, not sorted
+    rows = [(u, i, rng.uniform(0, 1.2) * 100) for u in users[:-3]
+            for i in rng.choice(np.arange(1, n_items + 1), rng.integers(1, 25), replace=False)]
+    u, i, listened = (np.array(c) for c in zip(*rows, strict=True))
+    truth = build_truth(u, i, listened, np.full(n_items + 1, 100.0))  # the last 3 users have no window
+    recs = np.stack([rng.choice(np.arange(1, n_items + 1), k, replace=False) for _ in users])
+    recs[:2, -3:] = 0  # short lists: PAD slots gain nothing
+    history = (rng.choice(users, 300), rng.integers(1, n_items + 1, 300))
+    return recs, users, truth, history
+
+
+def test_torchmetrics_validation_agrees_with_the_hand_written_metrics():
+    from seqrec.training.listmetrics import ListMetrics
+
+    recs, users, truth, history = _random_lists()
+    k, cutoffs = recs.shape[1], [3, 5]
+    m = ListMetrics(k, cutoffs)
+    m.update(recs[:25], users[:25], truth, history, recs[:25])  # two updates, as two validation batches
+    m.update(recs[25:], users[25:], truth, history, recs[25:])
+    got = m.compute()
+    at = at_cutoffs(recs, users, truth, [3, 5, k])
+    assert got["score"] == pytest.approx(competition_score(recs, users, truth), abs=1e-12)
+    assert got["score_model_only"] == got["score"]
+    assert got["repeat"] == pytest.approx(repeat_share(recs, users, *history), abs=1e-12)
+    assert got[f"ndcg@{k}"] == pytest.approx(ndcg_at_k(recs, users, truth), abs=1e-6)
+    assert got[f"recall@{k}"] == pytest.approx(recall_at_k(recs, users, truth), abs=1e-6)
+    for c in (3, 5, k):
+        assert got[f"precision@{c}"] == pytest.approx(at[f"precision@{c}"], abs=1e-6)
+        assert got[f"hit@{c}"] == pytest.approx(at[f"hit@{c}"], abs=1e-6)
+    assert 0 < got[f"ndcg@{k}"] < 1 and 0 < got["hit@3"] < 1  # the lists are neither perfect nor empty
+
+
+def test_torchmetrics_map_divides_by_the_hits_ours_by_the_relevant_tracks():
+    from seqrec.training.listmetrics import ListMetrics
+
+    # one user, relevant tracks 1, 2, 3 (gain > 0), listed at positions 1 and 3 of three
+    truth = build_truth(np.array([7, 7, 7]), np.array([1, 2, 3]), np.array([100.0, 100.0, 60.0]), np.full(10, 100.0))
+    recs, users = np.array([[1, 9, 2]]), np.array([7])
+    m = ListMetrics(3, [])
+    m.update(recs, users, truth, (np.zeros(0, np.int64), np.zeros(0, np.int64)), recs)
+    precision_at_hits = [1 / 1, 2 / 3]
+    assert m.compute()["map@3"] == pytest.approx(np.mean(precision_at_hits))  # over the 2 hits
+    assert at_cutoffs(recs, users, truth, [3])["map@3"] == pytest.approx(sum(precision_at_hits) / 3)  # over 3

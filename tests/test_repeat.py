@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from seqrec import PAD
 from seqrec.config import ModelConfig
-from seqrec.models.sasrec import N_FRAC, REPEAT_DIST_EDGES, SASRec
+from seqrec.models.sasrec import N_FRAC, REPEAT_DIST_EDGES, SASRec, States
 from seqrec.training.losses import sampled_ce, weighted_ce
 
 V = 12
@@ -81,7 +81,7 @@ def test_full_loss_with_bias_matches_a_dense_reference_at_any_chunk(net):
     ref = (w * F.cross_entropy(logits, target, reduction="none").nan_to_num(0)).sum() / w.sum()
     g_ref = torch.autograd.grad(ref, (h, emb))
     for chunk in (1, 3, 100):
-        loss = weighted_ce(net, h, target, w, chunk, rep)
+        loss = weighted_ce(net, States(h, rep), target, w, chunk)
         grads = torch.autograd.grad(loss, (h, net.item_emb.weight))
         assert loss.item() == pytest.approx(ref.item(), abs=1e-5)
         for g, gr in zip(grads, g_ref, strict=True):
@@ -94,7 +94,7 @@ def test_sampled_loss_with_bias_matches_a_row_by_row_reference(net):
     T = ITEM.shape[1]
     negatives = torch.tensor([3, 8, 10, 4, 12])
     log_q = torch.log(torch.linspace(1, 2, V + 1) / torch.linspace(1, 2, V + 1).sum())
-    loss = sampled_ce(net, h.view(2, T, -1), ITEM, target, w, negatives, log_q, rep)
+    loss = sampled_ce(net, States(h.view(2, T, -1), rep), ITEM, target, w, negatives, log_q)
     total, weight = 0.0, 0.0
     for r in range(len(h)):
         if w[r] == 0:

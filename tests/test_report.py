@@ -12,10 +12,7 @@ from seqrec.errors import UserError
 from seqrec.predict import predict
 from seqrec.train import train
 
-TRAIN = [
-    "preset=demo", "train.max_epochs=1", "train.limit_train_batches=2", "train.batch_size=16", "train.n_negatives=64",
-    "model.d_model=16", "model.max_len=20", "split.min_window_events=1", "train.progress_bar=false",
-]
+TRAIN = ["preset=tiny", "train.limit_train_batches=2", "train.refit=true"]
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ import pytest
 from seqrec import PAD
 from seqrec.config import RerankConfig, load_config
 from seqrec.data.dataset import load_dataset
+from seqrec.data.genres import parse_genres
 from seqrec.evaluate import main as evaluate
-from seqrec.inference.rerank import ItemTraits, genre_bits, item_novelty, parse_genres, rerank
+from seqrec.inference.rerank import ItemTraits, genre_bits, item_novelty, rerank
 from seqrec.inference.submission import check
 from seqrec.predict import predict
 

@@ -5,7 +5,7 @@ import torch
 from seqrec import PAD
 from seqrec.config import ModelConfig
 from seqrec.models.features import INPUTS
-from seqrec.models.sasrec import SASRec
+from seqrec.models.sasrec import SASRec, States
 from seqrec.training.losses import weighted_ce
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,7 +30,7 @@ def test_output_shapes_and_pad_scores(model):
     x = random_inputs()
     h = model(**x)
     assert h.shape == (B, T, 32)
-    scores = model.logits(h[:, -1])
+    scores = model.score(States(h[:, -1], None))
     assert scores.shape == (B, N_ITEMS + 1)
     assert torch.all(scores[:, PAD] == float("-inf"))
     assert torch.isfinite(scores[:, 1:]).all()
@@ -86,14 +86,14 @@ def test_learns_a_cyclic_sequence_with_weighted_ce():
     w = torch.ones(target.shape)
     for _ in range(300):
         h = net(item)  # (n, length, D)
-        loss = weighted_ce(net, h.flatten(0, 1), target.flatten(), w.flatten(), chunk=32)
+        loss = weighted_ce(net, States(h.flatten(0, 1), None), target.flatten(), w.flatten(), chunk=32)
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
     with torch.no_grad():
         h = net(item)
-        final = weighted_ce(net, h.flatten(0, 1), target.flatten(), w.flatten())
-        pred = net.logits(h.flatten(0, 1)).argmax(-1).view(n, length)
+        final = weighted_ce(net, States(h.flatten(0, 1), None), target.flatten(), w.flatten())
+        pred = net.score(States(h.flatten(0, 1), None)).argmax(-1).view(n, length)
     assert final.item() < 0.05
     torch.testing.assert_close(pred, target, rtol=0, atol=0)

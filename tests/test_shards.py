@@ -9,8 +9,8 @@ import pytest
 from seqrec.config import load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.inference.shards import decode_shards, split_users
+from seqrec.predict_ddp import decode_ddp
 from seqrec.run import Run
-from seqrec.training.predicting import decode_ddp
 
 ROOT = Path(__file__).resolve().parent.parent
 

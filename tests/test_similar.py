@@ -4,8 +4,10 @@ import torch
 
 from seqrec import PAD, cli
 from seqrec.config import BaselineConfig, load_config, to_yaml
+from seqrec.ranking.rankers import ByFeature
 from seqrec.similar import COMMAND, cooccurrence_neighbours, cooccurrence_table, embedding_neighbours, main
 from seqrec.training.module import SeqRecModule
+from seqrec.training.ranking_stage import CarriesRanker
 
 # Two clusters of three items (x-ish and y-ish); PAD's row copies item 1 to prove PAD is never returned.
 EMB = torch.tensor([
@@ -106,13 +108,13 @@ def test_cli_lists_the_co_listened_track_first(folder, capsys):
 
 def test_cli_reads_a_trained_runs_embeddings(folder, tmp_path, capsys):
     cfg = load_config([f"data.dir={folder}", "model.d_model=4", "model.n_heads=2"])
-    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, n_items=3, k=50)
+    module = SeqRecModule.create(cfg.model, cfg.train, n_items=3)
     with torch.no_grad():  # item indices follow sorted item_id: 300 -> 1, 500 -> 2, 700 -> 3
         module.net.item_emb.weight[1:] = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0.9, 0.2, 0, 0]])
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     ckpt = {"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}
-    module.on_save_checkpoint(ckpt)  # what Lightning's checkpoint adds: the ranking stage
+    CarriesRanker(ByFeature("model_logp")).on_save_checkpoint(None, module, ckpt)  # what training adds: the ranker
     torch.save(ckpt, run_dir / "checkpoints" / "best.ckpt")
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     assert cfg.similar.method == "embedding"

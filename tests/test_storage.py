@@ -13,9 +13,7 @@ import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN = ["preset=demo", "train.max_epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
-         "train.n_negatives=64", "model.d_model=16", "model.max_len=20", "split.min_window_events=1",
-         "split.max_users=40", "train.progress_bar=false", "train.refit=false"]
+TRAIN = ["preset=tiny"]
 SETUP_CALLS = 4  # unauthenticated requests the server allows: create the user, its policy and its key
 
 

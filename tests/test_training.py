@@ -15,13 +15,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from seqrec.config import load_config
+from seqrec.config import RankConfig, load_config
 from seqrec.data.dataset import build_dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
-from seqrec.inference.evidence import FEATURES
-from seqrec.models.features import INPUT, event_features
-from seqrec.models.ranker import load_ranker
+from seqrec.models.features import event_features
+from seqrec.ranking.rankers import load_ranker, ranker_features
 from seqrec.train import train
 from seqrec.training.batches import TrainWindows
 from seqrec.training.losses import sampled_ce, weighted_ce
@@ -29,11 +28,7 @@ from seqrec.training.module import SeqRecModule
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 3  # training batches per epoch
-TRAIN = [
-    "preset=demo", "train.max_epochs=1", f"train.limit_train_batches={STEPS}", "train.batch_size=16",
-    "train.n_negatives=64", "train.log_every_n_steps=1", "model.d_model=16", "model.max_len=20",
-    "split.min_window_events=1",
-]
+TRAIN = ["preset=tiny", "train.log_every_n_steps=1", "train.refit=true"]
 
 
 def run(*args: str, gpu: bool = False) -> subprocess.CompletedProcess:
@@ -109,13 +104,13 @@ def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
     last, best = pipeline["last_1"], pipeline["best_1"]
     assert last["global_step"] == STEPS and last["epoch"] == 0
     hp = best["hyper_parameters"]
-    assert hp["model"]["d_model"] == 16 and hp["k"] == 50
+    assert hp["model"]["d_model"] == 16 and set(hp) == {"model", "train", "n_items", "catalog"}
     assert best["state_dict"]["net.item_emb.weight"].shape == (hp["n_items"] + 1, 16)
     module = SeqRecModule(**hp)
     module.load_state_dict(best["state_dict"])  # strict: every weight
     assert all(torch.isfinite(p).all() for p in module.parameters())
     ranker = load_ranker(best["ranker"])  # the ranking stage fitted on validation travels with the weights
-    assert ranker.kind == "gbdt" and ranker.features == FEATURES  # the default ranking stage, every feature
+    assert ranker.kind == "gbdt" and ranker.features == ranker_features(RankConfig())  # the default ranking stage
     assert ranker.model is not None and ranker.booster.num_trees() > 0  # fitted on the validation window
 
 
@@ -191,7 +186,7 @@ def test_bf16_training_step_on_gpu(tiny_synth, loss):
     ds = build_dataset(tiny_synth, cfg.clean)
     feats = event_features(build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min), cfg.train.weight_mode)
     batch = {k: v.cuda() for k, v in TrainWindows(feats, cfg.model.max_len)[list(range(32))].items()}
-    module = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k).cuda()
+    module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items).cuda()
     counts = torch.bincount(torch.from_numpy(feats.item), minlength=ds.n_items + 1).double().cuda()
     q = (counts + 1) ** cfg.train.neg_alpha
     q[0] = 0
@@ -201,13 +196,13 @@ def test_bf16_training_step_on_gpu(tiny_synth, loss):
         torch.manual_seed(1)  # the same negatives both times
         module.zero_grad()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            h = module.net(batch["item"], **{n: batch[n] for n in INPUT})
+            states = module.net.encode(batch)
             target, w = batch["target"].flatten(), batch["weight"].flatten()
             if loss == "full":
-                value = weighted_ce(module.net, h.flatten(0, 1), target, w, cfg.train.loss_chunk)
+                value = weighted_ce(module.net, states.flatten(), target, w, cfg.train.loss_chunk)
             else:
                 neg = torch.multinomial(q, cfg.train.n_negatives, replacement=True)
-                value = sampled_ce(module.net, h, batch["item"], target, w, neg, q.log())
+                value = sampled_ce(module.net, states, batch["item"], target, w, neg, q.log())
         value.backward()
         return value.detach()
 
@@ -259,8 +254,8 @@ def test_compiled_network_trains_like_the_plain_one_and_keeps_checkpoint_names(t
     ds = build_dataset(tiny_synth, cfg.clean)
     feats = event_features(build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min), cfg.train.weight_mode)
     batch = TrainWindows(feats, cfg.model.max_len)[list(range(8))]
-    plain = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
-    compiled = SeqRecModule.create(cfg.model, cfg.train, cfg.decode, ds.n_items, cfg.eval.k)
+    plain = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
+    compiled = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
     compiled.load_state_dict(plain.state_dict())
     compiled.configure_model()  # what Lightning calls before fitting
     assert compiled.net._compiled_call_impl is not None and plain.net._compiled_call_impl is None

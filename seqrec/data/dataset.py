@@ -61,14 +61,6 @@ class Dataset:
         learned."""
         return hashlib.sha1(self.items["item_id"].to_numpy(np.int64).tobytes()).hexdigest()[:16]
 
-    def listeners(self, days: int | None = None, events: pd.DataFrame | None = None) -> np.ndarray:
-        """(n_items + 1,) distinct users who played each item, in the last `days` days before `end` (all: None),
-        among `events` (default: the whole log)."""
-        ev = self.events if events is None else events
-        if days is not None:
-            ev = ev[ev["ts"] >= self.end - pd.Timedelta(days=days)]
-        return np.bincount(ev.drop_duplicates(["user", "item"])["item"], minlength=self.n_items + 1)
-
     def shard(self, users: np.ndarray) -> Dataset:
         """The same catalog, users and window end with the events of `users` only (they become the test users):
         what a shard of users is decoded from, so the per-user evidence follows the shard, not the log."""

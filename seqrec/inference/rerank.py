@@ -11,7 +11,6 @@ skipping candidates whose artist already fills `artist_cap` slots while others r
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +19,8 @@ import pandas as pd
 from seqrec import PAD
 from seqrec.config import RerankConfig
 from seqrec.data.dataset import Dataset
+from seqrec.data.genres import parse_genres
+from seqrec.logstats import listeners
 
 _WORD = 64  # genres per uint64 word of a genre bit set
 
@@ -43,19 +44,6 @@ class ItemTraits:
         return cls(ds.items["artist"].to_numpy(np.int64), genre_bits(genres), item_novelty(ds))
 
 
-def parse_genres(text: object) -> list[str]:
-    """Genres of one `track_genres_list` cell (a Python-list literal), case-folded; [] when empty or missing."""
-    if not isinstance(text, str):
-        return []
-    try:
-        value = ast.literal_eval(text)
-        names = value if isinstance(value, list | tuple) else [value]
-    except (ValueError, SyntaxError, MemoryError, RecursionError):  # free text or a broken literal
-        names = text.strip("[]").split(",")
-    names = (str(g).strip(" '\"").casefold() for g in names)
-    return [g for g in names if g]
-
-
 def genre_bits(genres: pd.Series) -> np.ndarray:
     """(len(genres), W) uint64 genre bit sets; each distinct cell is parsed once."""
     codes, cells = pd.factorize(genres)  # NaN -> -1
@@ -70,7 +58,7 @@ def genre_bits(genres: pd.Series) -> np.ndarray:
 
 def item_novelty(ds: Dataset) -> np.ndarray:
     """metrics.novelty's -log2 share of users who played each item, over log2(n_users + 1): 0..1."""
-    played = ds.listeners().astype(np.float64)
+    played = listeners(ds).astype(np.float64)
     p = np.where(played > 0, played / ds.n_users, 1.0 / (ds.n_users + 1))
     return (-np.log2(p) / np.log2(ds.n_users + 1)).astype(np.float32)
 

@@ -3,7 +3,8 @@
 Beyond the item id, each past event carries the inputs of seqrec.models.features (how much of it was listened,
 the gap since the previous event, its position in the session), each with its own embedding. A learned
 re-listen bias lets tracks played in the window score by how recently and how fully they were played: repeats
-dominate. `SASRec.logits` is the only place scores are made.
+dominate. `SASRec.encode` turns histories into states and `SASRec.score` states into scores: the only place
+scores are made.
 """
 
 from __future__ import annotations
@@ -36,6 +37,25 @@ class Repeat:
 
     def select(self, keep: torch.Tensor) -> Repeat:
         return Repeat(self.items[keep], self.bias[keep], self.latest[keep])
+
+
+@dataclass
+class States:
+    """What the network makes of a batch of histories: a state per scored row and the re-listen window each row is
+    scored with (`SASRec.encode`); `SASRec.score` turns them into scores."""
+
+    h: torch.Tensor
+    """(B, T, D) a state per position, or (B, D) after each history's last event, or (N, D) selected rows."""
+    repeat: Repeat | None
+    """The re-listen window of each of the B * T (or B, or N) rows; None without `model.use_repeat`."""
+
+    def flatten(self) -> States:
+        """(B * T, D) rows, one per position, aligned with the re-listen windows."""
+        return States(self.h.flatten(0, 1), self.repeat)
+
+    def select(self, keep: torch.Tensor) -> States:
+        """The rows of (N, D) states where `keep` (N,) is true."""
+        return States(self.h[keep], self.repeat.select(keep) if self.repeat is not None else None)
 
 
 class Block(nn.Module):
@@ -91,6 +111,13 @@ class SASRec(nn.Module):
             if m.padding_idx is not None:
                 m.weight.data[m.padding_idx].zero_()
 
+    def encode(self, batch: dict[str, torch.Tensor], last_only: bool = False) -> States:
+        """(B, T) histories (`item` and the per-event inputs, as seqrec.models.features.gather builds them) -> the
+        states of every position, or only of the last one (decoding), with their re-listen windows."""
+        item = batch["item"]
+        h = self(item, **{name: batch[name] for name in INPUT if name in batch})  # (B, T, D)
+        return States(h[:, -1] if last_only else h, self.repeat_bias(item, batch.get("frac"), last_only))
+
     def forward(self, item: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """(B, T) item ids and the ids of each switched-on input (seqrec.models.features) -> (B, T, D) causal
         states; PAD items are left padding."""
@@ -145,15 +172,16 @@ class SASRec(nn.Module):
         """(n_items + 1, D) output embeddings, tied to the input ones."""
         return self.item_emb.weight
 
-    def logits(self, h: torch.Tensor, context: Repeat | None = None, candidates: torch.Tensor | None = None,
-               allowed: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of states, float32: h is (N, D), or (B, Q, D) with per-row candidates.
+    def score(self, states: States, candidates: torch.Tensor | None = None,
+              allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of states, float32: states.h is (N, D), or (B, Q, D) with per-row candidates.
 
         candidates: None scores the whole catalog, (N, V); a (C,) tensor scores items shared by every row,
-        (N, C); a (B, C) tensor scores each row's own items, (N, C) or (B, Q, C). `context` (the re-listen
-        window of each of the N or B * Q rows) adds the bias of every scored item the row played; PAD and
-        items not `allowed` ((V,) bool) score -inf.
+        (N, C); a (B, C) tensor scores each row's own items, (N, C) or (B, Q, C). The states' re-listen windows
+        (one per N or B * Q row) add the bias of every scored item the row played; PAD and items not `allowed`
+        ((V,) bool for every row, or (N, V) per row) score -inf.
         """
+        h, context = states.h, states.repeat
         w = self.item_weights()
         if candidates is None:
             out = (h @ w.T).float()  # (N, V)
@@ -174,8 +202,10 @@ class SASRec(nn.Module):
                 flat = flat + window_bias(context, ids.expand(*out.shape).reshape(flat.shape))
             out = flat.view(out.shape)
         banned = ids == PAD
-        if allowed is not None:
+        if allowed is not None and allowed.dim() == 1:
             banned = banned | ~allowed[ids]
+        elif allowed is not None:  # per row: (N, V) for the whole catalog, gathered for (N, C) candidates
+            banned = banned | (~allowed if candidates is None else ~allowed.gather(-1, ids))
         return out.masked_fill(banned, float("-inf"))
 
 

@@ -27,8 +27,8 @@ from seqrec.data.clean import clean_events
 from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder
-from seqrec.inference.evidence import LogTables
-from seqrec.models.ranker import top_k
+from seqrec.ranking.evidence import LogTables
+from seqrec.ranking.rankers import top_k
 from seqrec.run import Run, RunError
 from seqrec.serve.store import Event
 from seqrec.similar import embedding_neighbours
@@ -61,7 +61,7 @@ class OnlineRecommender:
         self.run, self.cfg, self.ds = run, run.cfg, ds
         cfg = run.cfg
         self.net = run.net
-        self.tables = LogTables.build(ds, cfg)  # what follows what, and popularity: the whole log's, for every user
+        self.tables = LogTables.build(ds, cfg.rank)  # what follows what, popularity: the whole log's, for everyone
         self.decoder = run.decoder(ds, self.tables)
         self.offsets = self.decoder.feats.offsets
         self.popular = popular_order(ds, cfg.baselines.popular_days)

@@ -1,21 +1,18 @@
-"""LightningDataModule: training windows from the split's history, validation users of its window."""
+"""LightningDataModule: training windows from the split's history; the histories of its window's users, shared
+between the processes, for validation."""
 
 from __future__ import annotations
-
-from functools import cached_property
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from seqrec.config import OBJECTIVES, Config
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.data.split import Split
-from seqrec.inference.decode import Decoder, make_decoder
-from seqrec.inference.evidence import LogTables
-from seqrec.models.features import event_features
+from seqrec.models.features import EventFeatures, event_features, history_inputs
 from seqrec.training.batches import TrainWindows, horizon_ends
 
 
@@ -38,7 +35,7 @@ def window_batches(n_windows: int, batch_size: int, world_size: int = 1, rank: i
 
 
 class SeqDataModule(pl.LightningDataModule):
-    """Trains on `split.history`; validates by decoding `split.users` exactly as predict.py does."""
+    """Trains on `split.history`; validation encodes `split.users`, each process its share."""
 
     def __init__(self, split: Split, cfg: Config):
         super().__init__()
@@ -51,13 +48,6 @@ class SeqDataModule(pl.LightningDataModule):
         self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon, p_window=p_window,
                                       seed=cfg.seed)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
-
-    @cached_property
-    def decoder(self) -> Decoder:
-        """Validation's decoder, built on first use (a refit on the whole log never validates): the evidence of the
-        validation users only (at most split.max_users), the log-wide tables of the whole history."""
-        ds = self.split.history
-        return make_decoder(ds.shard(self.split.users), self.feats, self.cfg, LogTables.build(ds, self.cfg))
 
     def train_dataloader(self) -> DataLoader:
         # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;
@@ -72,6 +62,25 @@ class SeqDataModule(pl.LightningDataModule):
                           generator=torch.Generator().manual_seed(self.cfg.seed))
 
     def val_dataloader(self) -> DataLoader:
-        users = torch.from_numpy(np.asarray(self.split.users, dtype=np.int64))
-        sampler = BatchSampler(SequentialSampler(users), self.cfg.decode.batch_users, drop_last=False)
-        return DataLoader(users, sampler=sampler, batch_size=None)
+        # each process encodes its own consecutive share of the validation users
+        t = self.trainer
+        world, rank = (t.world_size, t.global_rank) if t is not None else (1, 0)
+        users = np.array_split(np.asarray(self.split.users, dtype=np.int64), world)[rank]
+        batches = [list(range(i, min(i + self.cfg.decode.batch_users, len(users))))
+                   for i in range(0, len(users), self.cfg.decode.batch_users)]
+        return DataLoader(Histories(self.feats, users, self.cfg.model.max_len), sampler=batches, batch_size=None)
+
+
+class Histories(torch.utils.data.Dataset):
+    """Indexed by a list of positions in `users`: those users (`user`) and their last T events, as
+    `history_inputs` gathers them."""
+
+    def __init__(self, feats: EventFeatures, users: np.ndarray, T: int):
+        self.feats, self.users, self.T = feats, users, T
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, ids: list[int]) -> dict[str, torch.Tensor]:
+        users = self.users[ids]
+        return {"user": torch.from_numpy(users), **history_inputs(self.feats, users, self.T)}
