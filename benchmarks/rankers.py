@@ -1,7 +1,7 @@
 """The ranking stage over one trained run's candidates: LightGBM pointwise and lambdarank (and CatBoost), what the
 network and each candidate source are worth to the GBDT, and whether the sources' ranks help it as features.
 
-python benchmarks/rankers.py run.dir=RUN [data.dir=DIR] [key=value ...]
+python benchmarks/rankers.py run.dir=RUN [data.dir=DIR] [--fit-seeds 0 1 2] [--only TEXT ...] [key=value ...]
 
 The run's network decodes the candidates of the temporal split's users once (Run.load, the run's own settings);
 every row ranks those same candidates:
@@ -16,10 +16,14 @@ YetiRank` is CatBoost's ranker on the same features, candidates, tree count, lea
 when catboost is not installed: it is no dependency of seqrec; `pip install catboost` to run it). Fit seconds are
 one fit on the whole window; score seconds rank the whole window once. The candidate-recall table says how much of
 the best achievable window credit the candidates hold, for tracks the user played before and never played.
+With several --fit-seeds, every row is fitted once per LightGBM seed (rank.seed) on the same candidates: the
+table shows the means and the range of val/score and future score, the noise of the fit itself. --only keeps the
+rows whose name holds one of the texts.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import sys
@@ -30,7 +34,7 @@ import torch
 from candidates import recall  # benchmarks/ is on the path: this file runs as a script
 
 from seqrec import PAD, metrics
-from seqrec.config import Config, load_config
+from seqrec.config import Config, RankConfig, load_config
 from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split, make_split
 from seqrec.ranking.candidates import Candidates
@@ -133,7 +137,11 @@ def one_row(cfg: Config, split: Split, c: Candidates, future: tuple[Split, Candi
 
 
 def main(argv: list[str]) -> None:
-    run = Run.load(load_config(argv), whole_log=False)  # scored on the temporal window: the cut's network
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--fit-seeds", type=int, nargs="+", default=[RankConfig.seed], help="rank.seed of each fit")
+    p.add_argument("--only", nargs="+", default=[], metavar="TEXT", help="only the rows whose name holds a TEXT")
+    a, keys = p.parse_known_args(argv)
+    run = Run.load(load_config(keys), whole_log=False)  # scored on the temporal window: the cut's network
     torch.set_grad_enabled(False)
     ds = load_dataset(run.cfg.data, run.cfg.clean)
     split = make_split(ds, run.cfg.split, run.cfg.seed, run.cfg.metric)
@@ -143,6 +151,8 @@ def main(argv: list[str]) -> None:
     cache: dict[tuple, tuple[Candidates, Candidates | None]] = {}
     rows, recalls = {}, {}
     for name, (overrides, network) in ROWS.items():
+        if a.only and not any(text in name for text in a.only):
+            continue
         if CATBOOST in overrides and importlib.util.find_spec("catboost") is None:
             print(f"{name}: skipped, catboost is not installed", file=sys.stderr)
             continue
@@ -153,17 +163,24 @@ def main(argv: list[str]) -> None:
             cache[key] = (candidates(run, cfg, split, network),
                           None if fsplit is None else candidates(run, cfg, fsplit, network))
         c, fc = cache[key]
-        rows[name] = one_row(cfg, split, c, None if fsplit is None else (fsplit, fc), CATBOOST in overrides)
+        fits = [one_row(dataclasses.replace(cfg, rank=dataclasses.replace(cfg.rank, seed=seed)), split, c,
+                        None if fsplit is None else (fsplit, fc), CATBOOST in overrides) for seed in a.fit_seeds]
+        rows[name] = {k: float(np.mean([f[k] for f in fits])) for k in fits[0]}
+        rows[name].update({f"{k} range": (min(f[k] for f in fits), max(f[k] for f in fits)) for k in ("val", "future")
+                           if k in fits[0]})
         rows[name]["per user"] = float(c.mask.sum(1).mean())
         recalls[name] = recall(np.where(c.mask, c.items, PAD), split, cfg.eval.k)
-        print(name, {key: round(v, 4) for key, v in rows[name].items()}, file=sys.stderr, flush=True)
+        print(name, rows[name], file=sys.stderr, flush=True)
+    ranges = len(a.fit_seeds) > 1
     head = ["row", "val/score", "val ndcg@k", "val repeat", "future score", "fit s", "score s", "candidates/user",
-            "recall played", "recall never played"]
+            "recall played", "recall never played", *(["val/score range", "future range"] if ranges else [])]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for name, r in rows.items():
+        spread = [f"{lo:.4f}..{hi:.4f}" for lo, hi in (r["val range"], r.get("future range", (np.nan, np.nan)))]
         print(f"| {name} | {r['val']:.4f} | {r['val ndcg']:.4f} | {r['val repeat']:.2f} | "
               f"{r.get('future', float('nan')):.4f} | {r['fit s']:.1f} | {r['score s']:.1f} | {r['per user']:.0f} | "
-              f"{recalls[name]['played']:.1%} | {recalls[name]['never played']:.1%} |")
+              f"{recalls[name]['played']:.1%} | {recalls[name]['never played']:.1%} |"
+              + ("".join(f" {x} |" for x in spread) if ranges else ""))
 
 
 if __name__ == "__main__":

@@ -343,6 +343,9 @@ class RankConfig:
     negative_share: float = 1.0
     """Share of the candidates the user did not play that a pointwise (`xentropy`) fit keeps, drawn seeded: most
     candidates are negatives, and fewer of them fit faster."""
+    seed: int = 0
+    """LightGBM's seed (its feature and row sampling) and the negative sampling's: the same candidates, gains and
+    seed fit the same ranker."""
     threads: int = 1
     """LightGBM threads (0: one per core). Its OpenMP threads spin beside torch's and any other job's: on a busy
     2-core machine a 184K-row fit took 21 s with one thread and 522 s with two. Raise it on a machine with cores

@@ -109,3 +109,13 @@ def test_saved_rankers_of_retired_kinds_or_features_are_refused_with_a_reason():
         load_ranker({"kind": "gbdt", "features": ["model_logp", "gone"], "params": {}, "model": None})
     old = {"kind": "gbdt", "features": list(FEATURES[:3]), "params": {"num_iterations": 1}, "model": None}
     assert load_ranker(old).fallback == "model_logp"  # a state saved before the fallback was
+
+
+def test_rank_seed_decides_the_fit_and_nothing_else_does():
+    x = np.random.default_rng(4).normal(size=(80, 10, len(FEATURES))).astype(np.float32)
+    c = _candidates(x)
+    gain = (x[..., FEATURES.index("relisten")] + x[..., FEATURES.index("next")] > 1).astype(np.float32)
+    cfg = RankConfig(trees=10, min_data_in_leaf=5, feature_fraction=0.5)
+    assert fit(c, gain, cfg).model == fit(c, gain, cfg).model
+    assert fit(c, gain, cfg).model != fit(c, gain, RankConfig(trees=10, min_data_in_leaf=5, feature_fraction=0.5,
+                                                              seed=1)).model

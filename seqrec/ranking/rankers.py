@@ -15,9 +15,6 @@ from seqrec.config import RankConfig
 from seqrec.ranking.candidates import Candidates
 from seqrec.ranking.features import FEATURES, SOURCE_FEATURES
 
-FIT_SEED = 0
-"""LightGBM's seed and the negative sampling's: the same candidates and gains fit the same ranker."""
-
 
 class ByFeature:
     """Ranks each user's candidates by one feature, highest first."""
@@ -64,10 +61,10 @@ class GBDT:
         m = c.mask[keep]
         x = c.columns(self.features)[keep][m]  # (rows, F), user by user
         y = gain[keep][m]
-        params = {**self.params, "seed": FIT_SEED, "verbose": -1, "deterministic": True, "force_row_wise": True}
+        params = {"seed": RankConfig.seed, **self.params, "verbose": -1, "deterministic": True, "force_row_wise": True}
         share = params.pop("negative_share", 1.0)
         if params.get("objective") != "lambdarank" and share < 1.0:  # a pointwise fit needs no whole lists
-            rows = (y > 0) | (np.random.default_rng(FIT_SEED).random(len(y)) < share)
+            rows = (y > 0) | (np.random.default_rng(params["seed"]).random(len(y)) < share)
             x, y = x[rows], y[rows]
         if params.get("objective") == "lambdarank":
             y = np.rint(y * 4).astype(np.int32)  # relevance grades 0..4: the quarters
@@ -148,7 +145,8 @@ def make_ranker(cfg: RankConfig) -> Ranker:
                                        "learning_rate": cfg.learning_rate, "num_leaves": cfg.num_leaves,
                                        "min_data_in_leaf": cfg.min_data_in_leaf,
                                        "feature_fraction": cfg.feature_fraction,
-                                       "negative_share": cfg.negative_share, "num_threads": cfg.threads},
+                                       "negative_share": cfg.negative_share, "num_threads": cfg.threads,
+                                       "seed": cfg.seed},
                 fallback=cfg.by)
 
 

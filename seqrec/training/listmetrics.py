@@ -31,10 +31,10 @@ def retrieval_inputs(recs: np.ndarray, users: np.ndarray, truth: Truth) -> tuple
     gains nothing), then the user's window tracks not in the list, scored -inf; `indexes` is the user, so users
     added by several updates or processes stay apart."""
     n, k = recs.shape
-    row = pd.Index(users).get_indexer(truth.users)  # the list of each window track's user; -1: not one of `users`
+    theirs = pd.Index(users).get_indexer(truth.users) >= 0  # the window tracks of these users
     stride = int(max(recs.max(initial=0), truth.items.max(initial=0))) + 1
     listed = np.isin(truth.users * stride + truth.items, (users[:, None] * stride + recs)[recs != PAD])
-    extra = (row >= 0) & ~listed
+    extra = theirs & ~listed
     preds = np.r_[np.tile(np.arange(k, 0, -1, dtype=np.float32), n), np.full(extra.sum(), -np.inf, np.float32)]
     gain = np.r_[truth.lookup(users, recs).ravel(), truth.gain[extra]].astype(np.float32)
     return (torch.from_numpy(preds), torch.from_numpy(gain),
