@@ -321,7 +321,8 @@ class RankConfig:
     popular_days: int = BaselineConfig.popular_days
     """The `log_popularity` feature counts distinct listeners in the last this many days."""
     source_features: bool = False
-    """Candidates carry, for each source, the track's rank in it (NaN where the source did not list it)."""
+    """Candidates carry, for each source, the track's rank in it (NaN where the source did not list it). Off:
+    +0.3 % on future.csv, no clear gain on validation (BENCHMARKS.md, "The ranking stage as a package")."""
     drop_features: list[str] = field(default_factory=list)
     """Features the ranker leaves out (for ablations), by name from seqrec.ranking.features.FEATURES."""
     model: str = "gbdt"
