@@ -25,7 +25,7 @@ from seqrec.data.dataset import load_dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.inference.decode import make_decoder
 from seqrec.models.features import event_features
-from seqrec.models.sasrec import SASRec
+from seqrec.models.side import catalog_network
 from seqrec.ranking.evidence import LogTables
 from seqrec.ranking.rankers import fit
 
@@ -40,7 +40,7 @@ def run_one(overrides: list[str], n_users: int, batch: int) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    net = SASRec(cfg.model, ds.n_items).to(device)
+    net = catalog_network(cfg.model, ds.items, np.bincount(ds.events["item"], minlength=ds.n_items + 1)).to(device)
     users = np.sort(np.random.default_rng(0).choice(ds.n_users, size=min(n_users, ds.n_users), replace=False))
     probe = decoder.candidates(net, users[:batch], cfg.eval.k)  # stand-in gains: the re-listen score, in [0, 1]
     ranker = fit(probe, probe.columns(("relisten",))[..., 0], cfg.rank)

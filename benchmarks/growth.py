@@ -95,20 +95,20 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
         from seqrec.training.datamodule import SeqDataModule
         from seqrec.training.module import SeqRecModule
 
-        loader = SeqDataModule(split, cfg).train_dataloader()
-        batches = [b for b, _ in zip(loader, range(N_BATCHES), strict=False)]
-        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
+        dm = SeqDataModule(split, cfg)
+        batches = [b for b, _ in zip(dm.train_dataloader(), range(N_BATCHES), strict=False)]
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=dm.side_tables())
         return {"s": 1.0 / step_rate(module, batches, cfg.train.lr)}
 
     from seqrec.data.sequences import build_sequences
     from seqrec.inference.decode import make_decoder
     from seqrec.models.features import event_features
-    from seqrec.models.sasrec import SASRec
+    from seqrec.models.side import catalog_network
     from seqrec.ranking.evidence import LogTables
     from seqrec.ranking.rankers import fit
 
     hist, users = split.history, split.users[:MAX_USERS]
-    net = SASRec(cfg.model, ds.n_items).eval()
+    net = catalog_network(cfg.model, hist.items, np.bincount(hist.events["item"], minlength=hist.n_items + 1)).eval()
     shard = hist.shard(users)  # as Run.recommend decodes one shard: the log's tables, the shard's evidence
     seqs = build_sequences(shard.events, shard.n_users, cfg.clean.session_gap_min)
     decoder = make_decoder(shard, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(hist, cfg.rank))

@@ -35,7 +35,8 @@ def naive_ce(h: torch.Tensor, emb: torch.Tensor, target: torch.Tensor, w: torch.
 
 def net_with(emb: torch.Tensor) -> SASRec:
     """A network whose item table is `emb` (the loss scores through SASRec.score; the blocks are not used)."""
-    net = SASRec(ModelConfig(d_model=emb.shape[1], n_heads=1, n_blocks=1, use_repeat=False), emb.shape[0] - 1)
+    net = SASRec(ModelConfig(d_model=emb.shape[1], n_heads=1, n_blocks=1, use_repeat=False, use_side=False),
+                 emb.shape[0] - 1)
     net.item_emb.weight = torch.nn.Parameter(emb)
     return net.to(emb.device)
 

@@ -10,7 +10,8 @@ every row ranks those same candidates:
 - `future` (synthetic data): the ranker fitted on the whole temporal window ranks the candidates that the same
   network decodes from the whole log for test.csv's users, scored on future.csv, as predict.py does.
 `no network` replaces the network by recent popularity (the same tracks for everyone) as the candidates' scorer
-and drops the three model_* features: the GBDT without the network's candidates and features. `source ranks`
+and drops the three model_* features; `without the network` removes the network's sources (`model`, `explore`)
+with nothing in their place and drops its features: what the network is worth to the pipeline. `source ranks`
 lets the GBDT read, for each source, the candidate's rank in it (rank.source_features). `catboost
 YetiRank` is CatBoost's ranker on the same features, candidates, tree count, learning rate and threads (skipped
 when catboost is not installed: it is no dependency of seqrec; `pip install catboost` to run it). Fit seconds are
@@ -43,18 +44,23 @@ from seqrec.ranking.sources import SOURCES, Scores
 from seqrec.run import Run
 
 MODEL_FEATURES = "rank.drop_features=[model_logp,model_rank,model_cos]"
+NO_NETWORK_SOURCES = ["rank.n_model_candidates=0", "rank.n_explore_candidates=0"]
 CATBOOST = "catboost"  # a row's overrides name it: CatBoost's ranker in place of the configured one
-ROWS = {  # name: (overrides of the run's rank.* settings, candidates scored by the network?)
-    "gbdt (the run's settings)": ([], True),
-    "gbdt lambdarank": (["rank.objective=lambdarank"], True),
-    "catboost YetiRank": ([CATBOOST], True),
-    "gbdt, source ranks as features": (["rank.source_features=true"], True),
-    "gbdt, no network features": ([MODEL_FEATURES], True),
-    "gbdt, no network: popularity scores the candidates, no network features": ([MODEL_FEATURES], False),
-    "gbdt, without the history source": (["rank.n_history_candidates=0"], True),
-    "gbdt, without the favourites' transitions source": (["rank.n_favourites_candidates=0"], True),
-    "gbdt, without the next-track source": (["rank.n_next_candidates=0"], True),
-    "gbdt, with the artist source (30)": (["rank.n_artist_candidates=30"], True),
+ROWS = {  # name: (overrides of the run's rank.* settings, what scores the candidates)
+    "gbdt (the run's settings)": ([], "network"),
+    "gbdt lambdarank": (["rank.objective=lambdarank"], "network"),
+    "catboost YetiRank": ([CATBOOST], "network"),
+    "gbdt, source ranks as features": (["rank.source_features=true"], "network"),
+    "gbdt, no network features": ([MODEL_FEATURES], "network"),
+    "gbdt, no network: popularity scores the candidates, no network features": ([MODEL_FEATURES], "popularity"),
+    "gbdt, without the network: no model or explore candidates, no network features":
+        ([MODEL_FEATURES, *NO_NETWORK_SOURCES], None),
+    "gbdt, without the explore source": (["rank.n_explore_candidates=0"], "network"),
+    "gbdt, with the explore source (100)": (["rank.n_explore_candidates=100"], "network"),
+    "gbdt, without the history source": (["rank.n_history_candidates=0"], "network"),
+    "gbdt, without the favourites' transitions source": (["rank.n_favourites_candidates=0"], "network"),
+    "gbdt, without the next-track source": (["rank.n_next_candidates=0"], "network"),
+    "gbdt, with the artist source (30)": (["rank.n_artist_candidates=30"], "network"),
 }
 
 
@@ -100,13 +106,14 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     return dataclasses.replace(cfg, rank=dataclasses.replace(cfg.rank, **{k: getattr(given, k) for k in keys}))
 
 
-def candidates(run: Run, cfg: Config, split: Split, network: bool) -> Candidates:
-    """The candidates of the split's users from its history under `cfg`, scored by the run's network or by recent
-    popularity (the same for everyone)."""
+def candidates(run: Run, cfg: Config, split: Split, scorer: str | None) -> Candidates:
+    """The candidates of the split's users from its history under `cfg`, scored by the run's `network` or by recent
+    `popularity` (the same for everyone); None: the network's, but no source makes up a short list (the `model`
+    source is not stretched to k), so a user may get fewer than k."""
     run = dataclasses.replace(run, cfg=cfg)
     decoder, users, k = run.decoder(split.history), split.users, cfg.eval.k
-    if network:
-        return decoder.candidates(run.net, users, k)
+    if scorer != "popularity":
+        return decoder.candidates(run.net, users, k if scorer == "network" else 0)
     pop = torch.as_tensor(decoder.evidence.tables.item["log_popularity"], dtype=torch.float32)
     logp = torch.log_softmax(pop.masked_fill(~torch.as_tensor(decoder.allowed), float("-inf")), dim=0)
     step = cfg.decode.batch_users
@@ -150,18 +157,18 @@ def main(argv: list[str]) -> None:
     print(f"{len(split.users)} validation users", file=sys.stderr)
     cache: dict[tuple, tuple[Candidates, Candidates | None]] = {}
     rows, recalls = {}, {}
-    for name, (overrides, network) in ROWS.items():
+    for name, (overrides, scorer) in ROWS.items():
         if a.only and not any(text in name for text in a.only):
             continue
         if CATBOOST in overrides and importlib.util.find_spec("catboost") is None:
             print(f"{name}: skipped, catboost is not installed", file=sys.stderr)
             continue
         cfg = with_overrides(run.cfg, overrides)
-        key = (network, *(s.n(cfg.rank) for s in SOURCES))
+        key = (scorer, *(s.n(cfg.rank) for s in SOURCES))
         if key not in cache:
             # the future window's candidates come from the whole log, decoded by the same (cut's) network
-            cache[key] = (candidates(run, cfg, split, network),
-                          None if fsplit is None else candidates(run, cfg, fsplit, network))
+            cache[key] = (candidates(run, cfg, split, scorer),
+                          None if fsplit is None else candidates(run, cfg, fsplit, scorer))
         c, fc = cache[key]
         fits = [one_row(dataclasses.replace(cfg, rank=dataclasses.replace(cfg.rank, seed=seed)), split, c,
                         None if fsplit is None else (fsplit, fc), CATBOOST in overrides) for seed in a.fit_seeds]

@@ -38,10 +38,11 @@ def main(argv: list[str]) -> None:
     batches = [b for b, _ in zip(loader, range(n), strict=False)]
     loader_s = time.perf_counter() - t0
 
-    plain = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
+    side = dm.side_tables()
+    plain = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=side)
     compiled = None
     if cfg.train.compile:
-        compiled = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
+        compiled = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=side)
         compiled.load_state_dict(plain.state_dict())  # the same starting weights
     rates = {"training step alone": step_rate(plain, batches, cfg.train.lr)}
     if compiled is not None:

@@ -13,10 +13,24 @@ from seqrec.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 WEIGHT_MODES = ("quarter", "raw", "binary", "none")
-OBJECTIVES = {"next": 0.0, "window": 1.0, "both": 0.5}
-"""Training objectives and the share of positions whose target is drawn from the following window."""
 """How a training target counts, from its listened fraction: the metric's quarter, the raw fraction, 1 from half
 on, or always 1."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a training objective trains (`train.objective`)."""
+
+    p_window: float = 0.0
+    """The share of positions whose target is drawn from the following window rather than the next event."""
+    next: bool = True
+    """The loss over every position, every track of the catalog competing."""
+    discover: bool = False
+    """The loss over positions whose target is a first play, the tracks already in the window masked out."""
+
+
+OBJECTIVES = {"next": Objective(), "window": Objective(p_window=1.0), "both": Objective(p_window=0.5),
+              "discover": Objective(next=False, discover=True), "next_discover": Objective(discover=True)}
 
 
 @dataclass
@@ -180,6 +194,9 @@ class ModelConfig:
     """Feed the position inside the listening session."""
     use_repeat: bool = True
     """Learned re-listen bias: a track played in the window gets a score bonus by recency and listen quality."""
+    use_side: bool = True
+    """Sum, with each track's id embedding, embeddings of its artist, genres, length and popularity
+    (seqrec.models.side), on the input and the output side; false: the id-only network."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -235,7 +252,9 @@ class TrainConfig:
     objective: str = "next"
     """What each position learns to predict: the `next` track, a track of the following `horizon_days` (`window`:
     each position's target drawn among the events of that window, so over draws it is a multi-positive softmax
-    weighted by listens), or `both` (either with even odds)."""
+    weighted by listens), `both` (either with even odds), `discover` (only positions whose next track is a first play
+    of it, with the tracks of the window masked out of the softmax: the network learns what the history cannot
+    offer), or `next_discover` (the sum of the `next` and the `discover` losses)."""
     horizon_days: float = 15.0
     """The window of the `window` objective, as long as the contest's."""
     refit: bool = True
@@ -297,6 +316,8 @@ class RankConfig:
 
     n_model_candidates: int = 100
     """Source `model`: the network's best tracks (at least eval.k of them, so a list can be made of them alone)."""
+    n_explore_candidates: int = 100
+    """Source `explore`: the network's best tracks among those the user never played."""
     n_history_candidates: int = 200
     """Source `history`: the user's best tracks by re-listen score."""
     n_favourites_candidates: int = 60
@@ -327,6 +348,11 @@ class RankConfig:
     """Features the ranker leaves out (for ablations), by name from seqrec.ranking.features.FEATURES."""
     model: str = "gbdt"
     """`gbdt`: LightGBM over the named features; `by_feature`: candidates ranked by one feature (`rank.by`)."""
+    fallback: bool = True
+    """After the cross-fit, keep the fitted ranker only if its validation score beats the best single source's
+    (`rank.fallback_by`); otherwise that source ranks the lists (train's report says which)."""
+    fallback_by: str = "relisten"
+    """The single source the ranking stage must beat: the feature it ranks by (ties by recent listeners)."""
     by: str = "model_logp"
     """The feature a `by_feature` ranker ranks by (higher first); also the ranking before the first fit."""
     objective: str = "xentropy"
@@ -357,7 +383,7 @@ class RankConfig:
             raise ValueError(f"rank.model must be gbdt or by_feature, got {self.model!r}")
         if self.objective not in ("xentropy", "lambdarank"):
             raise ValueError(f"rank.objective must be xentropy or lambdarank, got {self.objective!r}")
-        sizes = {n: getattr(self, n) for n in ("n_model_candidates", "n_history_candidates",
+        sizes = {n: getattr(self, n) for n in ("n_model_candidates", "n_explore_candidates", "n_history_candidates",
                                                "n_favourites_candidates", "n_next_candidates", "n_artist_candidates")}
         if min(sizes.values()) < 0:
             raise ValueError(f"rank.n_*_candidates must be >= 0, got {sizes}")
@@ -572,9 +598,21 @@ RANK_FROM_BASELINES = ("relisten_half_life_days", "relisten_quality_floor", "tra
 """rank.* keys a run trained before they existed took from baselines.*."""
 
 
+ADDED = {"model.use_side": False, "rank.n_explore_candidates": 0}
+"""Keys added since some runs were saved, with what such a run did without them (not necessarily today's
+default)."""
+
+
+def saved_model(model: dict) -> ModelConfig:
+    """The ModelConfig of a checkpoint's saved `model` settings, keys it predates at their value before then."""
+    before = {k.split(".")[1]: v for k, v in ADDED.items() if k.startswith("model.")}
+    return ModelConfig(**{**before, **model})
+
+
 def upgrade_saved(tree: dict) -> dict:
     """A run folder's saved config (a plain nested dict) in today's keys: moved keys in their new place, retired
-    ones dropped, the ranking stage's log statistics taken from baselines.* where the run predates rank.*. Raises
+    ones dropped, the ranking stage's log statistics taken from baselines.* where the run predates rank.*, keys
+    added since (ADDED) at what the run did without them. Raises
     UserError for a run whose settings no longer exist (the MLP blend, decoding without the history)."""
     tree = {k: dict(v) if isinstance(v, dict) else v for k, v in tree.items()}
     rank, decode, baselines = (tree.setdefault(s, {}) for s in ("rank", "decode", "baselines"))
@@ -590,6 +628,9 @@ def upgrade_saved(tree: dict) -> dict:
     for key in RANK_FROM_BASELINES:
         if key not in rank and key in baselines:
             rank[key] = baselines[key]
+    for dotted, value in ADDED.items():
+        section, key = dotted.split(".")
+        tree.setdefault(section, {}).setdefault(key, value)
     return tree
 
 

@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from seqrec.baselines import make_baseline
-from seqrec.config import Config, ModelConfig, upgrade_saved
+from seqrec.config import Config, saved_model, upgrade_saved
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
@@ -92,7 +92,7 @@ class Run:
         try:
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
             hp = state["hyper_parameters"]
-            net = SASRec(ModelConfig(**hp["model"]), hp["n_items"])
+            net = SASRec(saved_model(hp["model"]), hp["n_items"], hp.get("side"))
             net.load_state_dict({k[len("net."):]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
             ranker = load_ranker(state["ranker"])
         except Exception as e:  # truncated, not a checkpoint, another shape: no model

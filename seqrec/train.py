@@ -122,9 +122,10 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
     ckpt = resume_from(cfg)
     with report.step_report(cfg, "train") as rep:
         dm = SeqDataModule(split, cfg)
-        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id)
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables())
         write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
-        trainer = build_trainer(cfg, extra=[RankingStage(split, dm.feats, cfg), *callbacks])
+        stage = RankingStage(split, dm.feats, cfg)
+        trainer = build_trainer(cfg, extra=[stage, *callbacks])
         trainer.fit(module, dm, ckpt_path=ckpt)
         best = cfg.run.best_ckpt
         score = trainer.checkpoint_callback.best_model_score
@@ -133,8 +134,9 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
         rep["summary"] = {"epochs": trainer.current_epoch, "steps": trainer.global_step,
                           "windows": len(dm.train_set), "parameters": sum(p.numel() for p in module.parameters()),
                           "resumed_from": str(ckpt) if ckpt else None, "best_val_score": score,
-                          "best_checkpoint": str(best)}
-    print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}")
+                          "best_checkpoint": str(best), "ranking_stage": stage.choice}
+    print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}"
+          + (f", ranked by {stage.choice['ranker']}" if stage.choice else ""))
     if cfg.train.refit and best.exists():
         refit(cfg, ds, best)
     return best
@@ -165,9 +167,9 @@ def refit(cfg: Config, ds: Dataset, best: Path) -> Path:
     with report.step_report(cfg, "refit") as rep:
         print(f"refit: {epochs} epoch(s) on the whole log ({len(ds.events):,} events)")
         whole = Split(ds, np.zeros(0, np.int64), build_truth(*(np.zeros(0),) * 4), ds.events.iloc[:0])
-        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id)
-        trainer = build_trainer(cfg, refit_epochs=epochs, extra=[CarriesRanker.of_checkpoint(state)])
         dm = SeqDataModule(whole, cfg)
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables())
+        trainer = build_trainer(cfg, refit_epochs=epochs, extra=[CarriesRanker.of_checkpoint(state)])
         trainer.fit(module, dm)
         tmp = cfg.run.refit_ckpt.with_name(".refit.ckpt.partial")
         trainer.save_checkpoint(tmp)  # every process calls it; the strategy writes on the first only

@@ -24,8 +24,8 @@ def main(out: Path, devices: int, overrides: list[str]) -> None:
     ds = load_dataset(cfg.data, cfg.clean)
     split = make_split(ds, cfg.split, cfg.seed, cfg.metric)
     pl.seed_everything(cfg.seed)
-    module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id)
     dm = SeqDataModule(split, cfg)
+    module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables())
     stage = RankingStage(split, dm.feats, cfg)
     trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", logger=False,
                          callbacks=[stage], enable_progress_bar=False, enable_model_summary=False,

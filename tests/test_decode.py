@@ -8,10 +8,10 @@ from seqrec.config import load_config
 from seqrec.data.sequences import build_sequences
 from seqrec.inference.decode import make_decoder
 from seqrec.models.features import event_features, history_inputs
-from seqrec.models.sasrec import SASRec
+from seqrec.models.side import catalog_network
 from seqrec.ranking.candidates import Candidates
 from seqrec.ranking.evidence import LogTables
-from seqrec.training.batches import TrainWindows, horizon_ends, train_windows
+from seqrec.training.batches import TrainWindows, first_plays, horizon_ends, train_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -150,7 +150,7 @@ def decode_setup(make_dataset):
     cfg = load_config(overrides)
     seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
     feats = event_features(seqs, cfg.train.weight_mode)
-    model = SASRec(cfg.model, ds.n_items)
+    model = catalog_network(cfg.model, ds.items, np.bincount(ds.events["item"], minlength=ds.n_items + 1))
     return ds, feats, model, overrides
 
 
@@ -229,3 +229,17 @@ def test_window_batches_shard_disjointly_across_ranks_and_reshuffle_per_epoch():
     assert seen[0] != seen[1]  # set_epoch reshuffles
     single = window_batches(23, 5)
     assert sorted(i for batch in single for i in batch) == list(range(23))
+
+
+def test_first_plays_mark_each_users_first_play_of_a_track(hand_feats):
+    # user 0 plays 2 twice (e1, e5): e5 is a repeat; every other event is its user's first play of its track
+    np.testing.assert_array_equal(first_plays(hand_feats.offsets, hand_feats.item),
+                                  [1, 1, 1, 1, 1, 0, 1, 1, 1, 1])
+
+
+def test_discover_batches_say_which_targets_are_first_plays(hand_feats):
+    b = TrainWindows(hand_feats, T=3, first=True)[[0, 1, 2]]
+    # targets [[e3 e4 e5], [PAD e1 e2], [PAD e8 e9]]: e5 replays item 2; PAD is never a first play
+    torch.testing.assert_close(b["first"], torch.tensor([[True, True, False], [False, True, True],
+                                                         [False, True, True]]))
+    assert "first" not in TrainWindows(hand_feats, T=3)[[0]]  # only the discover objectives read it

@@ -40,7 +40,8 @@ LOGITS = torch.tensor([[0.0, 0.5, 0.1, 0.3, -0.2, 0.0], [0.0, -0.4, 0.9, 0.2, 0.
                        [0.0, 0.05, -0.3, 0.7, 0.4, 0.0]])
 STATE = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
 VECTORS = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, -1.0], [0.5, 0.5], [-1.0, 3.0], [1.0, 0.0]])
-CFG = RankConfig(n_model_candidates=V, n_history_candidates=10, n_favourites_candidates=10, n_next_candidates=10,
+CFG = RankConfig(n_model_candidates=V, n_explore_candidates=V,
+                 n_history_candidates=10, n_favourites_candidates=10, n_next_candidates=10,
                  n_artist_candidates=10)
 
 
@@ -135,6 +136,7 @@ def expected(u: int, i: int) -> dict[str, float]:
     logp = torch.log_softmax(LOGITS.masked_fill(torch.tensor([True, False, False, False, False, True]), -math.inf),
                              -1).numpy()
     vec, state = VECTORS[i].numpy(), STATE[u].numpy()
+    played = {j for uu, j, _, _ in LOG if uu == u and j != 5}  # 5 has no valid length: never a pair
 
     def rank(scores: np.ndarray) -> float:
         order = [j for j in np.lexsort((np.arange(V), -scores)) if scores[j] > 0]
@@ -148,6 +150,8 @@ def expected(u: int, i: int) -> dict[str, float]:
             / sum(uu == u and j != 5 for uu, j, _, _ in LOG),
             "genre_match": np.nan if genre is None else float(i in genre), **user(u),
             "rank_in_model": float(np.argsort(-logp[u], kind="stable").tolist().index(i)),
+            "rank_in_explore": float([j for j in np.argsort(-logp[u], kind="stable") if j not in played].index(i))
+            if i not in played else np.nan,
             "rank_in_history": rank(t["history"][u]), "rank_in_favourites": rank(t["favourites_next"][u]),
             "rank_in_next": rank(t["next_source"][u]), "rank_in_artists": rank(t["artists"][u])}
 
@@ -182,7 +186,7 @@ def test_every_feature_on_a_hand_log(computed, name):
 
 
 def test_the_pins_cover_every_feature_and_each_has_a_level_and_a_doc():
-    assert set(expected(0, 1)) == set(FEATURES) and len(FEATURES) == len(set(FEATURES)) == 44
+    assert set(expected(0, 1)) == set(FEATURES) and len(FEATURES) == len(set(FEATURES)) == 45
     assert all(f.level in LEVELS and f.doc for f in ENTRIES)
     assert [f"rank_in_{s.name}" for s in SOURCES] == [f for f in FEATURES if f.startswith("rank_in_")]
 

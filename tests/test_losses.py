@@ -8,7 +8,7 @@ from seqrec import PAD
 from seqrec.config import ModelConfig
 from seqrec.models.features import target_weights
 from seqrec.models.sasrec import SASRec, States
-from seqrec.training.losses import sampled_ce, weighted_ce
+from seqrec.training.losses import sampled_ce, weighted_ce, window_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,7 +57,8 @@ def hand_ce(h, emb, target, w):
 
 def net_with(emb: torch.Tensor) -> SASRec:
     """A real network whose item table (the output embeddings) is `emb`: the losses score through it."""
-    net = SASRec(ModelConfig(d_model=emb.shape[1], n_heads=1, use_repeat=False), n_items=emb.shape[0] - 1)
+    net = SASRec(ModelConfig(d_model=emb.shape[1], n_heads=1, use_repeat=False, use_side=False),
+                 n_items=emb.shape[0] - 1)
     net.item_emb.weight = torch.nn.Parameter(emb.clone())
     return net
 
@@ -172,3 +173,58 @@ def test_sampled_ce_ignores_weight_zero_targets(problem):
     target[3] = 5  # weight 0
     got = sampled_ce(net, States(problem["h"][None], None), NO_WINDOW, target, problem["w"], negatives, log_q)
     assert got.item() == pytest.approx(base.item(), rel=1e-6)
+
+
+def test_window_items_are_what_each_position_has_seen():
+    item = torch.tensor([[PAD, 2, 3, 2], [4, 1, 1, 6]])
+    want = [[PAD, 0, 0, 0], [PAD, 2, 0, 0], [PAD, 2, 3, 0], [PAD, 2, 3, 2],
+            [4, 0, 0, 0], [4, 1, 0, 0], [4, 1, 1, 0], [4, 1, 1, 6]]
+    torch.testing.assert_close(window_items(item), torch.tensor(want), rtol=0, atol=0)
+
+
+EXPLORE_ITEM = torch.tensor([[2, 3, 2, 5, 1, 6, 4, 3]])
+"""One window of eight events: position t has seen items EXPLORE_ITEM[0, :t + 1]."""
+
+
+def hand_explore(h, emb, target, w, item):
+    """Row by row, the softmax over the real items the position has not seen."""
+    total, wsum = 0.0, 0.0
+    for t in range(len(h)):
+        if w[t] <= 0:
+            continue
+        seen = set(item[0, :t + 1].tolist())
+        classes = [i for i in range(1, len(emb)) if i not in seen]
+        logits = torch.stack([h[t] @ emb[i] for i in classes])
+        total += float(w[t]) * float(torch.logsumexp(logits, 0) - h[t] @ emb[int(target[t])])
+        wsum += float(w[t])
+    return total / wsum
+
+
+def test_explore_leaves_the_seen_tracks_out_of_the_full_softmax(problem):
+    # the weighed targets are first plays: never seen up to their position
+    target, w = torch.tensor([3, 4, 4, 6, 6, PAD, 5, 2]), torch.tensor([1.0, 0.5, 0.25, 1.0, 0.0, 0.0, 0.0, 0.0])
+    want = hand_explore(problem["h"], problem["emb"], target, w, EXPLORE_ITEM)
+    for chunk in (1, 3, 1000):
+        got = weighted_ce(net_with(problem["emb"]), States(problem["h"], None), target, w, chunk=chunk,
+                          exclude=window_items(EXPLORE_ITEM))
+        assert got.item() == pytest.approx(want, rel=1e-5)
+    plain = weighted_ce(net_with(problem["emb"]), States(problem["h"], None), target, w)
+    assert plain.item() > got.item() + 1e-3  # the seen tracks no longer compete
+
+
+def test_explore_sampled_softmax_masks_seen_negatives_and_reads_no_window(problem):
+    q = torch.tensor([0.0, 0.1, 0.3, 0.2, 0.15, 0.05, 0.2])
+    log_q, negatives = q.log(), torch.tensor([2, 4, 4, 6, 1])
+    target, w = torch.tensor([3, 4, 1, 6, 6, PAD, 3, 5]), torch.tensor([1.0, 0.5, 0.25, 1.0, 0.0, 0.0, 0.0, 0.0])
+    got = sampled_ce(net_with(problem["emb"]), States(problem["h"][None], None), EXPLORE_ITEM, target, w,
+                     negatives, log_q, explore=True)
+    h, emb, m = problem["h"], problem["emb"], len(negatives)
+    total = 0.0
+    for t in range(4):
+        seen = set(EXPLORE_ITEM[0, :t + 1].tolist())
+        tt = int(target[t])
+        pos = float(h[t] @ emb[tt] - log_q[tt]) - math.log(m)
+        terms = [pos] + [float(h[t] @ emb[n] - log_q[n]) - math.log(m) for n in negatives.tolist()
+                         if n != tt and n not in seen]
+        total += float(w[t]) * (float(torch.logsumexp(torch.tensor(terms), 0)) - pos)
+    assert got.item() == pytest.approx(total / float(w.sum()), rel=1e-5)

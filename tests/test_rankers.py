@@ -10,7 +10,17 @@ from seqrec import PAD
 from seqrec.config import RankConfig
 from seqrec.ranking.candidates import Candidates
 from seqrec.ranking.features import FEATURES, SOURCE_FEATURES
-from seqrec.ranking.rankers import GBDT, ByFeature, crossfit, fit, load_ranker, make_ranker, ranker_features, top_k
+from seqrec.ranking.rankers import (
+    GBDT,
+    ByFeature,
+    crossfit,
+    fit,
+    load_ranker,
+    make_ranker,
+    ranker_features,
+    single_source,
+    top_k,
+)
 
 
 def _roundtrip(state: dict) -> dict:
@@ -119,3 +129,16 @@ def test_rank_seed_decides_the_fit_and_nothing_else_does():
     assert fit(c, gain, cfg).model == fit(c, gain, cfg).model
     assert fit(c, gain, cfg).model != fit(c, gain, RankConfig(trees=10, min_data_in_leaf=5, feature_fraction=0.5,
                                                               seed=1)).model
+
+
+def test_the_single_source_ranks_by_relisten_then_by_recent_listeners():
+    x = np.zeros((1, 5, len(FEATURES)), np.float32)
+    x[0, :, FEATURES.index("relisten")] = [0.2, np.nan, 1.0, np.nan, 0.2]  # items 1..5; 2 and 4 never played
+    x[0, :, FEATURES.index("log_popularity")] = [1.0, 3.0, 0.0, 5.0, 2.0]
+    mask = np.array([[True, True, True, True, False]])  # item 5 is no real candidate
+    single = single_source(RankConfig())
+    c = _candidates(x, mask)
+    np.testing.assert_array_equal(top_k(c, single.score(c), 5)[0], [[3, 1, 4, 2, PAD]])
+    back = load_ranker(_roundtrip(single.state()))
+    assert (back.feature, back.then) == ("relisten", "log_popularity")
+    np.testing.assert_array_equal(back.score(c), single.score(c))

@@ -22,7 +22,7 @@ FRAC = torch.tensor([[0, 0, 6, 2, 4, 6, 5],
 def net():
     torch.manual_seed(0)
     m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=7, dropout=0.0, use_gap=False,
-                           use_session=False), V)
+                           use_session=False, use_side=False), V)
     with torch.no_grad():
         m.repeat.weight.normal_()  # zero at init: make the bias visible
     return m.eval()
@@ -56,7 +56,7 @@ def test_bias_sums_every_visible_play_and_marks_one_play_per_item(net):
 
 
 def test_no_bias_when_switched_off():
-    m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=7, use_repeat=False), V)
+    m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=7, use_repeat=False, use_side=False), V)
     assert m.repeat_bias(ITEM, FRAC) is None
 
 

@@ -27,7 +27,8 @@ from seqrec.training.ranking_stage import RankingStage
 
 TRAIN = ["preset=tiny", "train.refit=true"]
 NOT_DEFAULT = ["clean.session_gap_min=10", "clean.max_duration_ratio=3", "rank.relisten_half_life_days=10",
-               "rank.transitions_last_n=5", "rank.short_half_life_days=3"]
+               "rank.transitions_last_n=5", "rank.short_half_life_days=3",
+               "model.use_side=false", "rank.n_explore_candidates=0"]  # as runs were before either existed
 K = 50
 
 
@@ -47,6 +48,7 @@ def test_a_run_keeps_its_own_settings_when_the_command_line_gives_none(run_dir, 
     run = Run.load(load_config([f"run.dir={run_dir}"]))
     assert run.cfg.clean.session_gap_min == 10 and run.cfg.rank.relisten_half_life_days == 10
     assert run.cfg.rank.short_half_life_days == 3 and run.cfg.model.d_model == 16
+    assert not run.cfg.model.use_side and not run.net.side and run.cfg.rank.n_explore_candidates == 0
     assert run.cfg.data.dir == str(tiny_synth)
 
 
@@ -89,7 +91,8 @@ def test_the_service_returns_predict_pys_lists(run_dir, tmp_path):
 
 def _as_before_the_ranking_package(run_dir, old, ranker: dict | None = None) -> None:
     """`run_dir` copied to `old` as a run trained before the ranking stage had its own keys: candidate sizes and
-    the short half-life under decode.*, the MLP blend's keys, the log statistics under baselines.*."""
+    the short half-life under decode.*, the MLP blend's keys, the log statistics under baselines.*, and before
+    side information, the explore source and the fallback existed."""
     shutil.copytree(run_dir, old)
     cfg = OmegaConf.to_container(OmegaConf.load(old / "config.yaml"))
     rank, decode, baselines = cfg["rank"], cfg["decode"], cfg["baselines"]
@@ -100,12 +103,14 @@ def _as_before_the_ranking_package(run_dir, old, ranker: dict | None = None) -> 
     decode.update(use_history=True, blend_hidden=8, blend_l2=1e-4, blend_steps=60, blend_lr=0.05)
     for key in RANK_FROM_BASELINES:
         baselines[key] = rank.pop(key)
-    for key in ("source_features", "by"):
+    for key in ("source_features", "by", "n_explore_candidates", "fallback", "fallback_by"):
         del rank[key]
+    del cfg["model"]["use_side"]
     (old / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     for name in ("best.ckpt", "refit.ckpt"):
         path = old / "checkpoints" / name
         state = torch.load(path, weights_only=True)
+        del state["hyper_parameters"]["model"]["use_side"], state["hyper_parameters"]["side"]
         state["ranker"].pop("fallback")
         state["ranker"] = ranker or state["ranker"]
         torch.save(state, path)

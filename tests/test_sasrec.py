@@ -12,13 +12,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 N_ITEMS, B, T = 12, 3, 7
 FEATURES = {"item": N_ITEMS + 1, **{inp.name: inp.vocab for inp in INPUTS}}
-BARE = dict(use_frac=False, use_gap=False, use_session=False)
+BARE = dict(use_frac=False, use_gap=False, use_session=False, use_side=False)
 
 
 @pytest.fixture
 def model() -> SASRec:
     pl.seed_everything(0)
-    return SASRec(ModelConfig(d_model=32, n_blocks=2, n_heads=2, max_len=10, dropout=0.1), N_ITEMS).eval()
+    return SASRec(ModelConfig(d_model=32, n_blocks=2, n_heads=2, max_len=10, dropout=0.1, use_side=False),
+                  N_ITEMS).eval()
 
 
 def random_inputs(batch: int = B, length: int = T) -> dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ from seqrec.data.sequences import build_sequences
 from seqrec.inference.decode import make_decoder
 from seqrec.models.features import event_features, history_inputs
 from seqrec.models.sasrec import SASRec, States
+from seqrec.models.side import catalog_network
 from seqrec.ranking.evidence import LogTables
 from seqrec.ranking.features import MIN_LOGP
 from seqrec.training.losses import sampled_logits, weighted_ce
@@ -31,7 +32,7 @@ W = torch.tensor([0, 1, .5, 1, .75, 1, 1, 0, 1, .25, 1, 1])
 def net() -> SASRec:
     torch.manual_seed(0)
     m = SASRec(ModelConfig(d_model=8, n_heads=2, n_blocks=1, max_len=6, dropout=0.0, use_gap=False,
-                           use_session=False), V)
+                           use_session=False, use_side=False), V)
     with torch.no_grad():
         m.repeat.weight.normal_()  # zero at init: make the re-listen bias count
     return m.eval()
@@ -117,7 +118,7 @@ def test_decoding_reads_the_models_log_probabilities_from_score(make_dataset):
     cfg = load_config(["model.d_model=8", "model.n_heads=2", "model.n_blocks=1", "model.max_len=6",
                        "rank.n_model_candidates=5", "rank.n_history_candidates=5"])
     torch.manual_seed(0)
-    net = SASRec(cfg.model, V).eval()
+    net = catalog_network(cfg.model, ds.items, np.bincount(ds.events["item"], minlength=V + 1)).eval()
     feats = event_features(build_sequences(ds.events, 2, cfg.clean.session_gap_min), cfg.train.weight_mode)
     users = np.array([0, 1])
     c = make_decoder(ds, feats, cfg, LogTables.build(ds, cfg.rank)).candidates(net, users)

@@ -107,7 +107,7 @@ def test_cli_lists_the_co_listened_track_first(folder, capsys):
 
 
 def test_cli_reads_a_trained_runs_embeddings(folder, tmp_path, capsys):
-    cfg = load_config([f"data.dir={folder}", "model.d_model=4", "model.n_heads=2"])
+    cfg = load_config([f"data.dir={folder}", "model.d_model=4", "model.n_heads=2", "model.use_side=false"])
     module = SeqRecModule.create(cfg.model, cfg.train, n_items=3)
     with torch.no_grad():  # item indices follow sorted item_id: 300 -> 1, 500 -> 2, 700 -> 3
         module.net.item_emb.weight[1:] = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0.9, 0.2, 0, 0]])

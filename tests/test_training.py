@@ -20,7 +20,9 @@ from seqrec.data.dataset import build_dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
 from seqrec.models.features import event_features
+from seqrec.models.side import side_tables
 from seqrec.ranking.rankers import load_ranker, ranker_features
+from seqrec.run import Run
 from seqrec.train import train
 from seqrec.training.batches import TrainWindows
 from seqrec.training.losses import sampled_ce, weighted_ce
@@ -39,6 +41,11 @@ def run(*args: str, gpu: bool = False) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
+
+
+def counts_of(ds) -> np.ndarray:
+    """Plays of each track in the log, PAD included: the popularity side table's input."""
+    return np.bincount(ds.events["item"], minlength=ds.n_items + 1)
 
 
 def load_ckpt(path: Path) -> dict:
@@ -104,7 +111,8 @@ def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
     last, best = pipeline["last_1"], pipeline["best_1"]
     assert last["global_step"] == STEPS and last["epoch"] == 0
     hp = best["hyper_parameters"]
-    assert hp["model"]["d_model"] == 16 and set(hp) == {"model", "train", "n_items", "catalog"}
+    assert hp["model"]["d_model"] == 16 and set(hp) == {"model", "train", "n_items", "catalog", "side"}
+    assert set(hp["side"]) == {"artist", "genres", "duration", "popularity"}  # model.use_side, on by default
     assert best["state_dict"]["net.item_emb.weight"].shape == (hp["n_items"] + 1, 16)
     module = SeqRecModule(**hp)
     module.load_state_dict(best["state_dict"])  # strict: every weight
@@ -112,6 +120,34 @@ def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
     ranker = load_ranker(best["ranker"])  # the ranking stage fitted on validation travels with the weights
     assert ranker.kind == "gbdt" and ranker.features == ranker_features(RankConfig())  # the default ranking stage
     assert ranker.model is not None and ranker.booster.num_trees() > 0  # fitted on the validation window
+
+
+def test_a_discovery_network_with_side_information_trains_predicts_and_carries_its_tables(tiny_synth, tmp_path):
+    run_dir, sub, data = tmp_path / "run", tmp_path / "sub.csv", f"data.dir={tiny_synth}"
+    run("train.py", data, f"run.dir={run_dir}", *TRAIN, "train.objective=next_discover", "train.loss=full",
+        "rank.n_explore_candidates=20")
+    run("predict.py", data, f"run.dir={run_dir}", f"submission={sub}")
+    assert run("-m", "seqrec.validate", str(sub), data).returncode == 0
+    refit = load_ckpt(run_dir / "checkpoints" / "refit.ckpt")
+    assert set(refit["hyper_parameters"]["side"]) == {"artist", "genres", "duration", "popularity"}
+    ds = build_dataset(tiny_synth, load_config([]).clean)
+    for name, table in side_tables(ds.items, counts_of(ds)).items():  # the refit learns from the whole log
+        np.testing.assert_array_equal(refit["state_dict"][f"net.side_{name}"].numpy(), table, err_msg=name)
+    net = Run.load(load_config([data, f"run.dir={run_dir}"])).net  # rebuilt with its side tables
+    assert set(net.side) == {"artist", "genres", "duration", "popularity"}
+
+
+def test_the_ranking_stage_falls_back_to_relisten_when_the_gbdt_cannot_learn(tiny_synth, tmp_path):
+    run_dir = tmp_path / "run"
+    # no leaf may hold fewer rows than the whole window has: a GBDT of constant trees, ranking by item id
+    done = run("train.py", f"data.dir={tiny_synth}", f"run.dir={run_dir}", *TRAIN, "train.refit=false",
+               "rank.min_data_in_leaf=10000000")
+    assert "ranked by relisten (the best single source)" in done.stdout
+    chosen = json.loads((run_dir / "reports" / "train.json").read_text())["summary"]["ranking_stage"]
+    assert chosen["ranker"] == "relisten (the best single source)"
+    assert chosen["val_score_relisten"] > chosen["val_score_fitted"]
+    ranker = load_ranker(load_ckpt(run_dir / "checkpoints" / "best.ckpt")["ranker"])
+    assert (ranker.kind, ranker.feature, ranker.then) == ("by_feature", "relisten", "log_popularity")
 
 
 def test_submission_lists_50_distinct_items_for_every_test_user(pipeline, tiny_synth):
@@ -188,7 +224,7 @@ def test_bf16_training_step_on_gpu(tiny_synth, loss):
     ds = build_dataset(tiny_synth, cfg.clean)
     feats = event_features(build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min), cfg.train.weight_mode)
     batch = {k: v.cuda() for k, v in TrainWindows(feats, cfg.model.max_len)[list(range(32))].items()}
-    module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items).cuda()
+    module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=side_tables(ds.items, counts_of(ds))).cuda()
     counts = torch.bincount(torch.from_numpy(feats.item), minlength=ds.n_items + 1).double().cuda()
     q = (counts + 1) ** cfg.train.neg_alpha
     q[0] = 0
@@ -256,8 +292,8 @@ def test_compiled_network_trains_like_the_plain_one_and_keeps_checkpoint_names(t
     ds = build_dataset(tiny_synth, cfg.clean)
     feats = event_features(build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min), cfg.train.weight_mode)
     batch = TrainWindows(feats, cfg.model.max_len)[list(range(8))]
-    plain = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
-    compiled = SeqRecModule.create(cfg.model, cfg.train, ds.n_items)
+    plain = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=side_tables(ds.items, counts_of(ds)))
+    compiled = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=side_tables(ds.items, counts_of(ds)))
     compiled.load_state_dict(plain.state_dict())
     compiled.configure_model()  # what Lightning calls before fitting
     assert compiled.net._compiled_call_impl is not None and plain.net._compiled_call_impl is None

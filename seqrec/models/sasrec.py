@@ -3,8 +3,8 @@
 Beyond the item id, each past event carries the inputs of seqrec.models.features (how much of it was listened,
 the gap since the previous event, its position in the session), each with its own embedding. A learned
 re-listen bias lets tracks played in the window score by how recently and how fully they were played: repeats
-dominate. `SASRec.encode` turns histories into states and `SASRec.score` states into scores: the only place
-scores are made.
+dominate. With `model.use_side`, a track's vector also carries what is known of it (seqrec.models.side).
+`SASRec.encode` turns histories into states and `SASRec.score` states into scores: the only place scores are made.
 """
 
 from __future__ import annotations
@@ -86,11 +86,21 @@ class Block(nn.Module):
 class SASRec(nn.Module):
     """Encodes (B, T) right-aligned histories into (B, T, D) states; scores are states . item embeddings."""
 
-    def __init__(self, cfg: ModelConfig, n_items: int):
+    def __init__(self, cfg: ModelConfig, n_items: int, side: dict[str, list[int]] | None = None):
+        """`side`: {name: [vocabulary, width]} of the side tables (seqrec.models.side.side_shapes), with
+        `model.use_side`; their ids are buffers, set by `set_side` or loaded with the weights."""
         super().__init__()
         self.cfg, self.n_items = cfg, n_items
         d = cfg.d_model
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=PAD)
+        if cfg.use_side and not side:
+            raise ValueError("model.use_side: the network needs the side tables' shapes (seqrec.models.side)")
+        side = side if cfg.use_side else {}
+        self.side = nn.ModuleDict({name: nn.Embedding(vocab, d, padding_idx=PAD) for name, (vocab, _) in side.items()})
+        for name, (_, width) in side.items():
+            self.register_buffer(f"side_{name}", torch.zeros(n_items + 1, width, dtype=torch.long))
+        self._weights: torch.Tensor | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_weights", None))
         self.pos_emb = nn.Embedding(cfg.max_len, d)
         self.inputs = nn.ModuleDict({inp.name: nn.Embedding(inp.vocab, d, padding_idx=PAD)
                                      for inp in INPUTS if getattr(cfg, inp.flag)})
@@ -122,7 +132,7 @@ class SASRec(nn.Module):
         """(B, T) item ids and the ids of each switched-on input (seqrec.models.features) -> (B, T, D) causal
         states; PAD items are left padding."""
         B, T = item.shape
-        x = self.item_emb(item) * self.cfg.d_model**0.5 + self.pos_emb.weight[-T:]  # (B, T, D)
+        x = self.item_vectors(item) * self.cfg.d_model**0.5 + self.pos_emb.weight[-T:]  # (B, T, D)
         for name, emb in self.inputs.items():
             if name not in inputs:
                 raise KeyError(f"this network reads the per-event input {name!r} (model.{INPUT[name].flag}); "
@@ -168,29 +178,55 @@ class SASRec(nn.Module):
         items = item[:, None, :].expand(B, Q, T)
         return Repeat(items.reshape(B * Q, T), bias.reshape(B * Q, T), latest.reshape(B * Q, T))
 
+    def set_side(self, tables: dict[str, object]) -> None:
+        """Copy the side tables (seqrec.models.side.side_tables) into the network's buffers."""
+        for name in self.side:
+            getattr(self, f"side_{name}").copy_(torch.as_tensor(tables[name]))
+        self._weights = None
+
+    def item_vectors(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., D) vectors of the tracks `ids` (any shape), or (n_items + 1, D) of all: the id embedding plus, per
+        side table, the mean embedding of the track's ids. Input and output share them."""
+        e = self.item_emb.weight if ids is None else self.item_emb(ids)
+        for name, emb in self.side.items():
+            table = getattr(self, f"side_{name}")
+            t = table if ids is None else table[ids]  # (..., W)
+            n = (t != PAD).sum(-1, keepdim=True).clamp_min(1)
+            e = e + emb(t).sum(-2) / n  # (..., W, D) -> (..., D)
+        return e
+
     def item_weights(self) -> torch.Tensor:
-        """(n_items + 1, D) output embeddings, tied to the input ones."""
-        return self.item_emb.weight
+        """(n_items + 1, D) output embeddings, tied to the input ones. With side information they are sums, kept
+        between calls while the network is in eval mode without gradients (decoding scores batch after batch)."""
+        if not self.side:
+            return self.item_emb.weight
+        if self.training or torch.is_grad_enabled():
+            self._weights = None
+            return self.item_vectors()
+        if self._weights is None:
+            self._weights = self.item_vectors()
+        return self._weights
 
     def score(self, states: States, candidates: torch.Tensor | None = None,
-              allowed: torch.Tensor | None = None) -> torch.Tensor:
+              allowed: torch.Tensor | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of states, float32: states.h is (N, D), or (B, Q, D) with per-row candidates.
 
         candidates: None scores the whole catalog, (N, V); a (C,) tensor scores items shared by every row,
         (N, C); a (B, C) tensor scores each row's own items, (N, C) or (B, Q, C). The states' re-listen windows
         (one per N or B * Q row) add the bias of every scored item the row played; PAD and items not `allowed`
-        ((V,) bool for every row, or (N, V) per row) score -inf.
+        ((V,) bool for every row, or (N, V) per row) score -inf. `weights`: `item_weights()`, when the caller
+        scores the whole catalog chunk by chunk and builds them once.
         """
         h, context = states.h, states.repeat
-        w = self.item_weights()
         if candidates is None:
+            w = self.item_weights() if weights is None else weights
             out = (h @ w.T).float()  # (N, V)
             ids = torch.arange(w.shape[0], device=h.device)[None, :]
         elif candidates.dim() == 1:
-            out = (h @ w[candidates].T).float()  # (N, C)
+            out = (h @ self.item_vectors(candidates).T).float()  # (N, C)
             ids = candidates[None, :]
         else:
-            e = w[candidates]  # (B, C, D)
+            e = self.item_vectors(candidates)  # (B, C, D)
             out = (h @ e.transpose(1, 2) if h.dim() == 3 else torch.einsum("bd,bcd->bc", h, e)).float()
             ids = candidates[:, None, :] if h.dim() == 3 else candidates  # (B, 1, C) or (N, C)
         if context is not None:

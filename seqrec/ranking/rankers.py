@@ -17,12 +17,13 @@ from seqrec.ranking.features import FEATURES, SOURCE_FEATURES
 
 
 class ByFeature:
-    """Ranks each user's candidates by one feature, highest first."""
+    """Ranks each user's candidates by one feature, highest first; ties (and missing values, last) by a second
+    feature `then`, if any."""
 
     kind = "by_feature"
 
-    def __init__(self, feature: str):
-        self.feature = feature
+    def __init__(self, feature: str, then: str | None = None):
+        self.feature, self.then = feature, then
 
     def fit(self, c: Candidates, gain: np.ndarray) -> ByFeature:
         """Nothing to learn."""
@@ -30,14 +31,21 @@ class ByFeature:
 
     def score(self, c: Candidates) -> np.ndarray:
         """(B, C) scores of the candidates; -inf where a slot is not a real candidate."""
-        return np.where(c.mask, c.columns((self.feature,))[..., 0], -np.inf)
+        first = c.columns((self.feature,))[..., 0]
+        if self.then is None:
+            return np.where(c.mask, first, -np.inf)
+        keys = [np.nan_to_num(-x, nan=np.inf) for x in (c.columns((self.then,))[..., 0], first)]
+        order = np.lexsort(keys, axis=1)  # by `feature`, then `then`, best first
+        score = np.empty(first.shape)
+        np.put_along_axis(score, order, -np.arange(first.shape[1], dtype=np.float64)[None, :], 1)
+        return np.where(c.mask, score, -np.inf)
 
     def state(self) -> dict:
-        return {"kind": self.kind, "feature": self.feature}
+        return {"kind": self.kind, "feature": self.feature, "then": self.then}
 
     @classmethod
     def from_state(cls, state: dict) -> ByFeature:
-        return cls(state["feature"])
+        return cls(state["feature"], state.get("then"))
 
 
 class GBDT:
@@ -121,7 +129,7 @@ def load_ranker(state: dict) -> Ranker:
         raise ValueError("its ranking stage is the retired MLP blend; train the run again")
     if kind not in RANKERS:
         raise ValueError(f"unknown ranker kind {kind!r} in the checkpoint; known: {sorted(RANKERS)}")
-    unknown = sorted(set(state.get("features") or [state.get("feature")]) - set(FEATURES))
+    unknown = sorted(set(state.get("features") or [state.get("feature"), state.get("then")]) - {None, *FEATURES})
     if unknown:
         raise ValueError(f"its ranker reads feature(s) {unknown} that no longer exist; train the run again")
     return RANKERS[kind].from_state(state)
@@ -148,6 +156,12 @@ def make_ranker(cfg: RankConfig) -> Ranker:
                                        "negative_share": cfg.negative_share, "num_threads": cfg.threads,
                                        "seed": cfg.seed},
                 fallback=cfg.by)
+
+
+def single_source(cfg: RankConfig) -> ByFeature:
+    """The best single source as a ranker: the user's tracks by re-listen score, the rest by recent listeners, as
+    the re-listen baseline ranks them (`rank.fallback_by`)."""
+    return ByFeature(cfg.fallback_by, "log_popularity")
 
 
 def fit(c: Candidates, gain: np.ndarray, cfg: RankConfig) -> Ranker:

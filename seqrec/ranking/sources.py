@@ -60,6 +60,19 @@ def _model(b: UserBatch, n: int) -> np.ndarray:
     return torch.topk(b.scores.logp, n, dim=-1).indices.cpu().numpy()
 
 
+def _explore(b: UserBatch, n: int) -> np.ndarray:
+    ev = b.evidence
+    lo = np.searchsorted(ev.keys, b.users * ev.stride)
+    hi = np.searchsorted(ev.keys, (b.users + 1) * ev.stride)
+    rows = np.repeat(np.arange(len(b.users)), hi - lo)
+    pairs = np.arange(len(rows)) + np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo)  # each user's run
+    logp = b.scores.logp.clone()
+    logp[torch.as_tensor(rows, device=logp.device), torch.as_tensor(ev.keys[pairs] % ev.stride, device=logp.device)] \
+        = float("-inf")
+    top = torch.topk(logp, min(n, logp.shape[1]), dim=-1)
+    return torch.where(torch.isfinite(top.values), top.indices, PAD).cpu().numpy()  # never a played track
+
+
 def _history(b: UserBatch, n: int) -> np.ndarray:
     ev = b.evidence
     lo = np.searchsorted(ev.keys, b.users * ev.stride)
@@ -103,6 +116,7 @@ class Source:
 
 SOURCES = (
     Source("model", "n_model_candidates", _model, "the scorer's best tracks (the network's)", at_least_k=True),
+    Source("explore", "n_explore_candidates", _explore, "the scorer's best tracks among those the user never played"),
     Source("history", "n_history_candidates", _history, "the user's own tracks by re-listen score"),
     Source("favourites", "n_favourites_candidates", _favourites, "what usually follows the user's favourites"),
     Source("next", "n_next_candidates", _next, "what usually follows the user's last plays"),

@@ -1,5 +1,6 @@
 """Training windows from flat sequences: (B, T) inputs and, per position, its target: the next event (`next`), an
-event drawn from the following `horizon_days` (`window`), or either with even odds (`both`)."""
+event drawn from the following `horizon_days` (`window`), or either with even odds (`both`); and whether the
+target is the user's first play of the track (for the `discover` objectives)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ def train_windows(offsets: np.ndarray, T: int, users: np.ndarray | None = None) 
     return start[u], stop[u] - k * T
 
 
+def first_plays(offsets: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """(E,) bool: the event is its user's first play of the track."""
+    user = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    _, first = np.unique(user * (int(item.max(initial=0)) + 1) + item, return_index=True)  # the first of each pair
+    out = np.zeros(len(item), dtype=bool)
+    out[first] = True
+    return out
+
+
 def horizon_ends(offsets: np.ndarray, ts: np.ndarray, seconds: float) -> np.ndarray:
     """(E,) for each event, one past the last event of the same user at most `seconds` after it."""
     user = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
@@ -34,13 +44,14 @@ class TrainWindows(torch.utils.data.Dataset):
     turn (a multi-positive softmax over the window, each event weighted by its listen). `p_window`: the share of
     positions that draw from the window (1: `window`, 0.5: `both`). The draws are a function of `seed` and the
     batch's window ids, not of any global random state: the same batch gets the same targets in a worker process,
-    in the main one, and after a resume."""
+    in the main one, and after a resume. With `first`, batches carry `first`: the target is a first play."""
 
     def __init__(self, feats: EventFeatures, T: int, users: np.ndarray | None = None,
-                 horizon_end: np.ndarray | None = None, p_window: float = 1.0, seed: int = 0):
+                 horizon_end: np.ndarray | None = None, p_window: float = 1.0, seed: int = 0, first: bool = False):
         self.f, self.T = feats, T
         self.start, self.end = train_windows(feats.offsets, T, users)
         self.horizon_end, self.p_window, self.seed = horizon_end, p_window, seed
+        self.first = first_plays(feats.offsets, feats.item) if first else None
 
     def __len__(self) -> int:
         return len(self.start)
@@ -59,4 +70,6 @@ class TrainWindows(torch.utils.data.Dataset):
             tidx = np.where(ok & (rng.random(tidx.shape) < self.p_window), draw, tidx)
         batch["target"] = torch.from_numpy(np.where(ok, self.f.item[tidx], PAD).astype(np.int64))
         batch["weight"] = torch.from_numpy(np.where(ok, self.f.weight[tidx], 0.0).astype(np.float32))
+        if self.first is not None:
+            batch["first"] = torch.from_numpy(ok & self.first[tidx])
         return batch

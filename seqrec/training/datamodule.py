@@ -13,6 +13,7 @@ from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.data.split import Split
 from seqrec.models.features import EventFeatures, event_features, history_inputs
+from seqrec.models.side import side_tables
 from seqrec.training.batches import TrainWindows, horizon_ends
 
 
@@ -43,11 +44,15 @@ class SeqDataModule(pl.LightningDataModule):
         ds: Dataset = split.history
         seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
         self.feats = event_features(seqs, cfg.train.weight_mode)
-        p_window = OBJECTIVES[cfg.train.objective]
-        horizon = horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400) if p_window else None
-        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon, p_window=p_window,
-                                      seed=cfg.seed)
+        objective = OBJECTIVES[cfg.train.objective]
+        horizon = horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400) if objective.p_window else None
+        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon,
+                                      p_window=objective.p_window, seed=cfg.seed, first=objective.discover)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
+
+    def side_tables(self) -> dict[str, np.ndarray] | None:
+        """The catalog's side tables, popularity from the plays trained on; None unless `model.use_side`."""
+        return side_tables(self.split.history.items, self.item_counts) if self.cfg.model.use_side else None
 
     def train_dataloader(self) -> DataLoader:
         # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;

@@ -1,6 +1,6 @@
-"""LightningModule: listen-weighted next-track training of SASRec. Its validation step encodes the validation
-users' histories; decoding, ranking and scoring their lists is the RankingStage callback's job
-(seqrec.training.ranking_stage)."""
+"""LightningModule: listen-weighted training of SASRec under its objective (next track, first plays or both). Its
+validation step encodes the validation users' histories; decoding, ranking and scoring their lists is the
+RankingStage callback's job (seqrec.training.ranking_stage)."""
 
 from __future__ import annotations
 
@@ -8,39 +8,57 @@ import math
 import time
 from dataclasses import asdict
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from seqrec import PAD
-from seqrec.config import ModelConfig, TrainConfig
+from seqrec.config import OBJECTIVES, ModelConfig, TrainConfig
 from seqrec.models.sasrec import SASRec, States
-from seqrec.training.losses import sampled_ce, weighted_ce
+from seqrec.models.side import side_shapes
+from seqrec.training.losses import sampled_ce, weighted_ce, window_items
 
 
 class SeqRecModule(pl.LightningModule):
     """Trains SASRec; hyper-parameters are plain dicts so checkpoints load with weights_only=True."""
 
-    def __init__(self, model: dict, train: dict, n_items: int, catalog: str | None = None):
+    def __init__(self, model: dict, train: dict, n_items: int, catalog: str | None = None,
+                 side: dict[str, list[int]] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model_cfg, self.train_cfg = ModelConfig(**model), TrainConfig(**train)
-        self.net = SASRec(self.model_cfg, n_items)
+        self.net = SASRec(self.model_cfg, n_items, side)
         self._t_batch = None
 
     @classmethod
-    def create(cls, model: ModelConfig, train: TrainConfig, n_items: int, catalog: str | None = None) -> SeqRecModule:
-        """`catalog`: Dataset.catalog_id of the data trained on, kept so a run refuses another catalog."""
-        return cls(asdict(model), asdict(train), n_items, catalog)
+    def create(cls, model: ModelConfig, train: TrainConfig, n_items: int, catalog: str | None = None,
+               side: dict[str, np.ndarray] | None = None) -> SeqRecModule:
+        """`catalog`: Dataset.catalog_id of the data trained on, kept so a run refuses another catalog. `side`: the
+        catalog's side tables (seqrec.models.side.side_tables), read with `model.use_side`."""
+        side = side if model.use_side else None
+        module = cls(asdict(model), asdict(train), n_items, catalog, side_shapes(side) if side else None)
+        if side:
+            module.net.set_side(side)
+        return module
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         states = self.net.encode(batch)  # (B, T, D) with each position's re-listen window
         cfg = self.train_cfg
-        target, w = batch["target"].flatten(), batch["weight"].flatten()  # (B*T,)
-        if cfg.loss == "sampled":
-            neg = torch.multinomial(self.neg_q, cfg.n_negatives, replacement=True)
-            loss = sampled_ce(self.net, states, batch["item"], target, w, neg, self.neg_q.log())
-        else:
-            loss = weighted_ce(self.net, states.flatten(), target, w, cfg.loss_chunk)
+        objective = OBJECTIVES[cfg.objective]
+        item, target, w = batch["item"], batch["target"].flatten(), batch["weight"].flatten()  # (B*T,)
+        loss = (states.h.sum() * 0.0).float()
+        neg = torch.multinomial(self.neg_q, cfg.n_negatives, replacement=True) if cfg.loss == "sampled" else None
+        if objective.next and cfg.loss == "sampled":
+            loss = loss + sampled_ce(self.net, states, item, target, w, neg, self.neg_q.log())
+        elif objective.next:
+            loss = loss + weighted_ce(self.net, states.flatten(), target, w, cfg.loss_chunk)
+        if objective.discover:
+            first = w * batch["first"].flatten()  # first plays only, each weighted by its listen
+            if cfg.loss == "sampled":
+                loss = loss + sampled_ce(self.net, states, item, target, first, neg, self.neg_q.log(), explore=True)
+            else:
+                loss = loss + weighted_ce(self.net, states.flatten(), target, first, cfg.loss_chunk,
+                                          exclude=window_items(item))
         bs = batch["item"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         now = time.perf_counter()

@@ -15,11 +15,12 @@ from pytorch_lightning.callbacks import Callback
 from seqrec.config import Config
 from seqrec.data.split import Split
 from seqrec.inference.decode import Decoder, make_decoder
+from seqrec.metrics import competition_score
 from seqrec.models.features import EventFeatures
 from seqrec.models.sasrec import States
 from seqrec.ranking.candidates import Candidates
 from seqrec.ranking.evidence import LogTables
-from seqrec.ranking.rankers import ByFeature, Ranker, crossfit, fit, load_ranker, top_k
+from seqrec.ranking.rankers import ByFeature, Ranker, crossfit, fit, load_ranker, single_source, top_k
 from seqrec.training.listmetrics import ListMetrics
 
 
@@ -47,7 +48,9 @@ class RankingStage(CarriesRanker):
     Each process turns the states its validation steps encode (its share of the split's users) into candidates;
     at the epoch's end the candidates are gathered from every process, the ranker is cross-fitted on all users
     (identically on every process) to make out-of-sample lists, and fitted on the whole window for an epoch whose
-    score beats the best so far (the one best.ckpt keeps). Each process scores its own users' lists; the metrics
+    score beats the best so far (the one best.ckpt keeps), unless the best single source (`rank.fallback_by`)
+    scores better on the same users: then that source ranks (`choice` says which). Each process scores its own
+    users' lists; the metrics
     are reduced across processes and logged as val/*.
     """
 
@@ -58,6 +61,8 @@ class RankingStage(CarriesRanker):
         self.metrics = ListMetrics(cfg.eval.k, cfg.eval.cutoffs)
         self.decoded = 0
         """Validation users this process decoded in the last epoch."""
+        self.choice: dict = {}
+        """The best epoch's ranking stage: which ranker ships and the cross-fitted scores it was chosen on."""
         self._parts: list[tuple[np.ndarray, Candidates]] = []
 
     @cached_property
@@ -68,10 +73,10 @@ class RankingStage(CarriesRanker):
         return make_decoder(ds.shard(self.split.users), self.feats, self.cfg, LogTables.build(ds, self.cfg.rank))
 
     def state_dict(self) -> dict:
-        return {"best": self.best}
+        return {"best": self.best, "choice": self.choice}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.best = state_dict["best"]
+        self.best, self.choice = state_dict["best"], state_dict.get("choice", {})
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._parts = []
@@ -96,6 +101,11 @@ class RankingStage(CarriesRanker):
         truth, k, rank = self.split.truth, self.cfg.eval.k, self.cfg.rank
         gain = truth.lookup(users, c.items)
         recs = crossfit(c, gain, rank, k)
+        single = single_source(rank)
+        fallback = top_k(c, single.score(c), k)[0]
+        scores = {"fitted": competition_score(recs, users, truth), "single": competition_score(fallback, users, truth)}
+        use_single = rank.fallback and scores["single"] > scores["fitted"]  # on every user: the same on every process
+        recs = fallback if use_single else recs
         model_only = top_k(c, ByFeature("model_logp").score(c), k)[0]  # the network's own lists
         own = np.isin(users, mine)
         hist = self.split.history.events
@@ -105,8 +115,11 @@ class RankingStage(CarriesRanker):
         values = self.metrics.compute()  # reduced across processes: the same on every one
         if values["score"] > self.best:
             self.best = values["score"]
-            self.ranker = fit(c, gain, rank)
+            self.ranker = single if use_single else fit(c, gain, rank)
+            self.choice = {"ranker": f"{single.feature} (the best single source)" if use_single else rank.model,
+                           "val_score_fitted": scores["fitted"], f"val_score_{single.feature}": scores["single"]}
         pl_module.log_dict({f"val/{name}": v for name, v in values.items()}, sync_dist=False)
+        pl_module.log(f"val/score_{single.feature}", scores["single"], sync_dist=False)
 
     def gathered(self, trainer: pl.Trainer) -> tuple[np.ndarray, Candidates]:
         """Every process's validation users and candidates, in the split's order of users."""
