@@ -41,6 +41,7 @@ ROWS = {  # name: overrides of the preset
     "id only, next + discover": ["model.use_side=false", "train.objective=next_discover"],
     "side information, next + discover": ["model.use_side=true", "train.objective=next_discover"],
     "side information, next, 200 events": ["model.use_side=true", "train.objective=next", "model.max_len=200"],
+    "side information, next, d_model 128": ["model.use_side=true", "train.objective=next", "model.d_model=128"],
 }
 TOP = 200
 """The network's never-played list read for recall."""

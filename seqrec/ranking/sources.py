@@ -66,10 +66,13 @@ def _explore(b: UserBatch, n: int) -> np.ndarray:
     hi = np.searchsorted(ev.keys, (b.users + 1) * ev.stride)
     rows = np.repeat(np.arange(len(b.users)), hi - lo)
     pairs = np.arange(len(rows)) + np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo)  # each user's run
-    logp = b.scores.logp.clone()
-    logp[torch.as_tensor(rows, device=logp.device), torch.as_tensor(ev.keys[pairs] % ev.stride, device=logp.device)] \
-        = float("-inf")
+    logp = b.scores.logp
+    played = (torch.as_tensor(rows, device=logp.device),
+              torch.as_tensor(ev.keys[pairs] % ev.stride, device=logp.device))
+    kept = logp[played]
+    logp[played] = float("-inf")  # in place and put back: a copy of (B, V) scores would double decoding's memory
     top = torch.topk(logp, min(n, logp.shape[1]), dim=-1)
+    logp[played] = kept
     return torch.where(torch.isfinite(top.values), top.indices, PAD).cpu().numpy()  # never a played track
 
 
