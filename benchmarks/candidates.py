@@ -148,8 +148,9 @@ def als(ds: Dataset, users: np.ndarray, played: sp.csr_matrix, n: int, factors: 
 def popular_now(ds: Dataset, users: np.ndarray, played: sp.csr_matrix, n: int, days: int) -> np.ndarray:
     """The tracks with most listeners in the last `days` days, the same for everyone."""
     pop = np.where(ds.items["valid"].to_numpy(), listeners(ds, days).astype(np.float64), 0.0)
-    scores = sp.csr_matrix(np.broadcast_to(pop, (len(users), len(pop))))
-    return top_unplayed(scores, played, n)
+    deep = n + int(np.diff(played.indptr).max(initial=0))  # enough to drop any user's played tracks
+    order = np.argsort(-pop, kind="stable")[:deep]
+    return never_played(np.broadcast_to(np.where(pop[order] > 0, order, PAD), (len(users), len(order))), played, n)
 
 
 REFERENCES: dict[str, tuple[Callable[..., np.ndarray], list[dict]]] = {

@@ -125,6 +125,10 @@ class Evidence:
                    np.lexsort((-rel, users)), history, recent_context(ds, cfg.transitions_last_n), share.tocsr(),
                    artist, _top_genre(ds, tables.genre_ids))
 
+    def runs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) start and end of each user's run of pairs in `keys` (and in `ranked`)."""
+        return np.searchsorted(self.keys, users * self.stride), np.searchsorted(self.keys, (users + 1) * self.stride)
+
     def lookup(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Position in `keys` of each (user, item) of users (B,) x items (B, C), and whether the user played it."""
         key = users[:, None] * self.stride + items  # (B, C)

@@ -62,10 +62,9 @@ def _model(b: UserBatch, n: int) -> np.ndarray:
 
 def _explore(b: UserBatch, n: int) -> np.ndarray:
     ev = b.evidence
-    lo = np.searchsorted(ev.keys, b.users * ev.stride)
-    hi = np.searchsorted(ev.keys, (b.users + 1) * ev.stride)
+    lo, hi = ev.runs(b.users)
     rows = np.repeat(np.arange(len(b.users)), hi - lo)
-    pairs = np.arange(len(rows)) + np.repeat(lo - np.cumsum(hi - lo) + (hi - lo), hi - lo)  # each user's run
+    pairs = np.arange(len(rows)) + np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo)  # each user's run
     logp = b.scores.logp
     played = (torch.as_tensor(rows, device=logp.device),
               torch.as_tensor(ev.keys[pairs] % ev.stride, device=logp.device))
@@ -78,8 +77,7 @@ def _explore(b: UserBatch, n: int) -> np.ndarray:
 
 def _history(b: UserBatch, n: int) -> np.ndarray:
     ev = b.evidence
-    lo = np.searchsorted(ev.keys, b.users * ev.stride)
-    hi = np.searchsorted(ev.keys, (b.users + 1) * ev.stride)
+    lo, hi = ev.runs(b.users)
     idx = lo[:, None] + np.arange(n)[None, :]  # (B, n) positions in `ranked`; keys and ranked share user runs
     ok = idx < hi[:, None]
     pairs = ev.ranked[np.where(ok, idx, 0)]

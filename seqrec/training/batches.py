@@ -21,9 +21,14 @@ def train_windows(offsets: np.ndarray, T: int, users: np.ndarray | None = None) 
     return start[u], stop[u] - k * T
 
 
+def event_users(offsets: np.ndarray) -> np.ndarray:
+    """(E,) the user of each event of flat sequences."""
+    return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+
+
 def first_plays(offsets: np.ndarray, item: np.ndarray) -> np.ndarray:
     """(E,) bool: the event is its user's first play of the track."""
-    user = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    user = event_users(offsets)
     _, first = np.unique(user * (int(item.max(initial=0)) + 1) + item, return_index=True)  # the first of each pair
     out = np.zeros(len(item), dtype=bool)
     out[first] = True
@@ -32,8 +37,7 @@ def first_plays(offsets: np.ndarray, item: np.ndarray) -> np.ndarray:
 
 def horizon_ends(offsets: np.ndarray, ts: np.ndarray, seconds: float) -> np.ndarray:
     """(E,) for each event, one past the last event of the same user at most `seconds` after it."""
-    user = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
-    key = user * (1 << 40) + ts.astype(np.int64)  # sorted: events are by user, then time
+    key = event_users(offsets) * (1 << 40) + ts.astype(np.int64)  # sorted: events are by user, then time
     return np.searchsorted(key, key + int(seconds), side="right")
 
 

@@ -46,19 +46,13 @@ class SeqRecModule(pl.LightningModule):
         cfg = self.train_cfg
         objective = OBJECTIVES[cfg.objective]
         item, target, w = batch["item"], batch["target"].flatten(), batch["weight"].flatten()  # (B*T,)
-        loss = (states.h.sum() * 0.0).float()
         neg = torch.multinomial(self.neg_q, cfg.n_negatives, replacement=True) if cfg.loss == "sampled" else None
-        if objective.next and cfg.loss == "sampled":
-            loss = loss + sampled_ce(self.net, states, item, target, w, neg, self.neg_q.log())
-        elif objective.next:
-            loss = loss + weighted_ce(self.net, states.flatten(), target, w, cfg.loss_chunk)
-        if objective.discover:
-            first = w * batch["first"].flatten()  # first plays only, each weighted by its listen
-            if cfg.loss == "sampled":
-                loss = loss + sampled_ce(self.net, states, item, target, first, neg, self.neg_q.log(), explore=True)
-            else:
-                loss = loss + weighted_ce(self.net, states.flatten(), target, first, cfg.loss_chunk,
-                                          exclude=window_items(item))
+        parts = []  # every objective trains at least one of the two
+        if objective.next:
+            parts.append(self.loss(states, item, target, w, neg))
+        if objective.discover:  # first plays only, each weighted by its listen
+            parts.append(self.loss(states, item, target, w * batch["first"].flatten(), neg, explore=True))
+        loss = sum(parts[1:], parts[0])
         bs = batch["item"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         now = time.perf_counter()
@@ -66,6 +60,15 @@ class SeqRecModule(pl.LightningModule):
             self.log("train/windows_per_s", bs / (now - self._t_batch), batch_size=bs)
         self._t_batch = now
         return loss
+
+    def loss(self, states: States, item: torch.Tensor, target: torch.Tensor, w: torch.Tensor,
+             negatives: torch.Tensor | None, explore: bool = False) -> torch.Tensor:
+        """The configured loss (`train.loss`) of (B, T) windows `item`, their states and flattened targets; with
+        `explore`, each position's seen tracks leave its softmax."""
+        if self.train_cfg.loss == "sampled":
+            return sampled_ce(self.net, states, item, target, w, negatives, self.neg_q.log(), explore=explore)
+        return weighted_ce(self.net, states.flatten(), target, w, self.train_cfg.loss_chunk,
+                           exclude=window_items(item) if explore else None)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> States:
         """The states of the validation users after their last event (the callbacks decode them)."""
