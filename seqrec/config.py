@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import operator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -15,6 +17,60 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 WEIGHT_MODES = ("quarter", "raw", "binary", "none")
 """How a training target counts, from its listened fraction: the metric's quarter, the raw fraction, 1 from half
 on, or always 1."""
+
+
+MODELS = ("sasrec", "popular", "segment_popular", "relisten", "transitions", "als", "itemknn")
+"""`model.name`: the trained network, or a baseline of seqrec.baselines (its BASELINES, in this order)."""
+MAX_K = 100_000
+"""The longest list any command or endpoint makes (eval.k, similar.k, serve.max_k, the candidate sources): memory
+grows with it; each command also bounds it by the catalogue it reads."""
+COMMAND = {"command": True}
+"""Field metadata: a command may change this setting (or section) about a trained run (seqrec.run)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting allows; NaN never."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def allows(self, value: float) -> bool:
+        return value == value and all(bound is None or test(value, bound) for bound, test in (
+            (self.ge, operator.ge), (self.gt, operator.gt), (self.le, operator.le), (self.lt, operator.lt)))
+
+    def __str__(self) -> str:
+        return " and ".join(f"{op} {bound:,}" if bound == int(bound) else f"{op} {bound}" for op, bound in (
+            (">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)) if bound is not None)
+
+
+def setting(default: object, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, command: bool = False) -> object:
+    """A config field with its default, the range its numbers must lie in (checked when the section is built), and
+    whether a command may change it about a trained run."""
+    meta: dict = {"command": True} if command else {}
+    if (ge, gt, le, lt) != (None, None, None, None):
+        meta["range"] = Range(ge, gt, le, lt)
+    return field(default=default, metadata=meta)
+
+
+class Section:
+    """A config section: on construction every field's declared Range is checked (one line naming the key, the
+    value and the range), then the section's own cross-field `check`."""
+
+    prefix: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            rng, value = f.metadata.get("range"), getattr(self, f.name)
+            if rng is not None and value is not None and not rng.allows(float(value)):
+                raise ValueError(f"{self.prefix}{f.name}={value} is out of range: it must be {rng}")
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields; one line naming the keys."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +90,10 @@ OBJECTIVES = {"next": Objective(), "window": Objective(p_window=1.0), "both": Ob
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Where the hear-me files are and where cleaned caches go."""
+
+    prefix: ClassVar[str] = "data."
 
     dir: str = "data/synthetic/demo"
     """Folder with interactions.csv, item_metadata.csv, user_metadata.csv, test.csv (+ future.csv)."""
@@ -48,19 +106,27 @@ class DataConfig:
     """data.engine=duckdb: DuckDB's memory limit; past it, DuckDB spills to its temp folder."""
     local_cache: str = "~/.cache/seqrec"
     """Local copies of s3:// (any fsspec URL) inputs, run folders and submissions."""
+    max_unknown_item_share: float = setting(0.5, ge=0, le=1)
+    """Refuse a log whose share of events on item ids that item_metadata.csv does not list is above this: the sign
+    of swapped user_id / item_id columns or files from different exports (1: never refuse)."""
+    max_test_users_without_history: float = setting(0.5, ge=0, le=1)
+    """Refuse a log where more than this share of test.csv's users has no usable history (plays of tracks with a
+    valid length) (1: never refuse)."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.engine not in ("memory", "duckdb"):
             raise ValueError(f"data.engine must be 'memory' or 'duckdb', got {self.engine!r}")
 
 
 @dataclass
-class CleanConfig:
+class CleanConfig(Section):
     """Cleaning rules; every rule's effect is counted in the cleaning report."""
 
-    max_duration_ratio: float = 5.0
+    prefix: ClassVar[str] = "clean."
+
+    max_duration_ratio: float = setting(5.0, ge=1)
     """A listen longer than this many track lengths is an outlier."""
-    max_listen_hours: float = 24.0
+    max_listen_hours: float = setting(24.0, gt=0)
     """A listened_duration above this (or not a finite number) is an export error: the row is dropped; it bounds
     listens on tracks without a known length, which max_duration_ratio cannot judge."""
     overlong: str = "clip"
@@ -71,76 +137,76 @@ class CleanConfig:
     """Events before this date are export bugs and are dropped; None keeps all."""
     end: str | None = "2025-08-31"
     """Events on or after this date are outside the log period and are dropped; None keeps all."""
-    session_gap_min: float = 30.0
+    session_gap_min: float = setting(30.0, gt=0)
     """A gap longer than this many minutes starts a new listening session."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.overlong not in ("clip", "drop"):
             raise ValueError(f"clean.overlong must be 'clip' or 'drop', got {self.overlong!r}")
         if self.negative not in ("drop", "zero"):
             raise ValueError(f"clean.negative must be 'drop' or 'zero', got {self.negative!r}")
-        if self.max_duration_ratio < 1:
-            raise ValueError(f"clean.max_duration_ratio must be >= 1, got {self.max_duration_ratio}")
-        if not self.max_listen_hours > 0:
-            raise ValueError(f"clean.max_listen_hours must be > 0, got {self.max_listen_hours}")
 
 
 @dataclass
-class SplitConfig:
+class SplitConfig(Section):
     """Temporal split mirroring the contest's 15-day window."""
+
+    prefix: ClassVar[str] = "split."
 
     mode: str = "temporal"
     """`temporal`: hold out the last window of the log; `future`: score future.csv (synthetic data)."""
-    window_days: int = 15
+    window_days: int = setting(15, ge=1, le=366)
     """Length of the scored window."""
     cut: str | None = None
     """Start of the window; None means the last `window_days` days of the log."""
-    min_window_events: int = 30
+    min_window_events: int = setting(30, ge=0)
     """Temporal mode: evaluate users with at least this many window plays (the contest scored regular listeners).
     Future mode scores test.csv's users who have history, as the contest did."""
-    max_users: int | None = 20000
+    max_users: int | None = setting(20000, ge=1)
     """Temporal mode: evaluate a seeded sample of at most this many window users (None: all)."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.mode not in ("temporal", "future"):
             raise ValueError(f"split.mode must be 'temporal' or 'future', got {self.mode!r}")
-        if self.window_days < 1:
-            raise ValueError(f"split.window_days must be >= 1, got {self.window_days}")
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(Section):
     """Hyper-parameters of the baselines."""
 
-    popular_days: int = 30
+    prefix: ClassVar[str] = "baselines."
+
+    popular_days: int = setting(30, ge=1)
     """Global popularity counts plays in the last this many days."""
-    relisten_half_life_days: float = 30.0
+    relisten_half_life_days: float = setting(30.0, gt=0)
     """Re-listen evidence halves every this many days."""
-    relisten_quality_floor: float = 0.1
+    relisten_quality_floor: float = setting(0.1, gt=0, le=1)
     """Weight of a skipped listen relative to a full one."""
-    transitions_weight: float = 0.1
+    transitions_weight: float = setting(0.1, ge=0)
     """Weight of transition scores relative to re-listen scores."""
-    transitions_last_n: int = 20
+    transitions_last_n: int = setting(20, ge=1)
     """Transitions are read from the user's last this many plays."""
-    transitions_max_gap_min: float = 30.0
+    transitions_max_gap_min: float = setting(30.0, gt=0)
     """Consecutive plays further apart than this do not form a transition."""
-    als_factors: int = 64
+    als_factors: int = setting(64, ge=1, le=4096)
     """ALS latent dimension."""
-    als_iterations: int = 15
+    als_iterations: int = setting(15, ge=1, le=1000)
     """ALS sweeps."""
-    als_regularization: float = 0.05
+    als_regularization: float = setting(0.05, ge=0)
     """ALS L2 penalty."""
-    als_alpha: float = 10.0
+    als_alpha: float = setting(10.0, gt=0)
     """ALS confidence = 1 + alpha * listen-quality-weighted plays."""
-    knn_neighbours: int = 100
+    knn_neighbours: int = setting(100, ge=1, le=100_000)
     """Item-kNN keeps this many neighbours per item."""
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Section):
     """Offline evaluation."""
 
-    k: int = 50
+    prefix: ClassVar[str] = "eval."
+
+    k: int = setting(50, ge=1, le=MAX_K)
     """List length; the contest asks for 50."""
     models: list[str] = field(
         default_factory=lambda: ["popular", "segment_popular", "relisten", "transitions", "als", "itemknn"]
@@ -151,10 +217,16 @@ class EvalConfig:
     cutoffs: list[int] = field(default_factory=lambda: [3, 10])
     """precision@c, MAP@c and hit rate@c are reported at these c and at k."""
 
+    def check(self) -> None:
+        if not all(1 <= c <= self.k for c in self.cutoffs):
+            raise ValueError(f"eval.cutoffs must be in 1..eval.k ({self.k}), got {self.cutoffs}")
+
 
 @dataclass
-class MetricConfig:
+class MetricConfig(Section):
     """How the contest metric reads the window (the contest text leaves these open; defaults: its wording)."""
+
+    prefix: ClassVar[str] = "metric."
 
     fraction: str = "longest"
     """A track's listened fraction: its `longest` single listen, or the `sum` of its listens, capped at 1."""
@@ -163,7 +235,7 @@ class MetricConfig:
     normalise: str = "k"
     """A user's sum of quarters over `k` (50) or over min(k, the user's distinct window tracks) (`window`)."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         for name, allowed in (("fraction", ("longest", "sum")), ("rounding", ("floor", "round")),
                               ("normalise", ("k", "window"))):
             if getattr(self, name) not in allowed:
@@ -171,20 +243,22 @@ class MetricConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Which recommender to use, and the shape of the SASRec network."""
 
-    name: str = "sasrec"
+    prefix: ClassVar[str] = "model."
+
+    name: str = setting("sasrec", command=True)
     """`sasrec`, or a baseline: popular, segment_popular, relisten, transitions, als, itemknn."""
-    d_model: int = 64
+    d_model: int = setting(64, ge=2, le=8192)
     """Embedding and hidden size."""
-    n_blocks: int = 2
+    n_blocks: int = setting(2, ge=1, le=128)
     """Transformer blocks."""
-    n_heads: int = 2
+    n_heads: int = setting(2, ge=1, le=256)
     """Attention heads; must divide d_model."""
-    max_len: int = 100
+    max_len: int = setting(100, ge=1, le=100_000)
     """Events of history the model reads."""
-    dropout: float = 0.2
+    dropout: float = setting(0.2, ge=0, lt=1)
     """Dropout on embeddings, attention and MLPs."""
     use_frac: bool = True
     """Feed each past event's listened-fraction bucket."""
@@ -198,56 +272,60 @@ class ModelConfig:
     """Sum, with each track's id embedding, embeddings of its artist, genres, length and popularity
     (seqrec.models.side), on the input and the output side; false: the id-only network."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        if self.name not in MODELS:
+            raise ValueError(f"model.name (model=) must be one of {', '.join(MODELS)}, got {self.name!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """Optimisation and the Lightning trainer."""
 
-    batch_size: int = 128
+    prefix: ClassVar[str] = "train."
+
+    batch_size: int = setting(128, ge=1, le=1 << 20)
     """Training windows per batch."""
-    lr: float = 2e-3
+    lr: float = setting(2e-3, gt=0, le=10)
     """Peak AdamW learning rate."""
-    weight_decay: float = 0.01
+    weight_decay: float = setting(0.01, ge=0, le=10)
     """AdamW weight decay."""
-    warmup_steps: int = 100
+    warmup_steps: int = setting(100, ge=0)
     """Linear warm-up steps before the cosine decay."""
-    max_epochs: int = 5
+    max_epochs: int = setting(5, ge=1, le=100_000)
     """Passes over the training windows."""
-    grad_clip: float = 1.0
+    grad_clip: float = setting(1.0, gt=0)
     """Gradient-norm clip."""
     weight_mode: str = "quarter"
     """Target weight from the target's listened fraction: quarter, raw, binary (>= 0.5) or none."""
     loss: str = "full"
     """`full`: exact softmax over the whole catalog (chunked); `sampled`: shared negatives with logQ correction."""
-    loss_chunk: int = 2048
+    loss_chunk: int = setting(2048, ge=1)
     """Positions per logits block in the full-catalog loss."""
-    n_negatives: int = 2048
+    n_negatives: int = setting(2048, ge=1, le=1 << 24)
     """Negatives shared by a batch for the sampled loss."""
-    neg_alpha: float = 0.75
+    neg_alpha: float = setting(0.75, ge=0, le=4)
     """Sampled negatives follow play count ** neg_alpha (0: uniform)."""
-    accelerator: str = "auto"
+    accelerator: str = setting("auto", command=True)
     """Lightning accelerator: auto, cpu, gpu."""
-    devices: str = "1"
+    devices: str = setting("1", command=True)
     """Lightning devices: a count, a list like [0,1], or auto."""
-    num_nodes: int = 1
+    num_nodes: int = setting(1, ge=1, command=True)
     """Machines for multi-node training."""
-    precision: str | None = None
+    precision: str | None = setting(None, command=True)
     """None: bf16-mixed on GPU, 32 on CPU."""
     compile: bool = False
     """Compile the network with torch.compile (worth it on GPU; checkpoints are unchanged)."""
-    num_workers: int = 0
+    num_workers: int = setting(0, ge=0, le=1024, command=True)
     """DataLoader worker processes."""
-    patience: int = 3
+    patience: int = setting(3, ge=1)
     """Early stopping: validations without improvement of val/score."""
-    limit_train_batches: float = 1.0
+    limit_train_batches: float = setting(1.0, gt=0)
     """Share (<= 1.0) or count (> 1) of training batches per epoch."""
-    log_every_n_steps: int = 20
+    log_every_n_steps: int = setting(20, ge=1)
     """TensorBoard logging interval."""
-    progress_bar: bool = True
+    progress_bar: bool = setting(True, command=True)
     """Show Lightning's progress bar."""
     objective: str = "next"
     """What each position learns to predict: the `next` track, a track of the following `horizon_days` (`window`:
@@ -255,7 +333,7 @@ class TrainConfig:
     weighted by listens), `both` (either with even odds), `discover` (only positions whose next track is a first play
     of it, with the tracks of the window masked out of the softmax: the network learns what the history cannot
     offer), or `next_discover` (the sum of the `next` and the `discover` losses)."""
-    horizon_days: float = 15.0
+    horizon_days: float = setting(15.0, gt=0)
     """The window of the `window` objective, as long as the contest's."""
     refit: bool = True
     """After validation has chosen the epoch count and fitted the ranking stage, train the network again on the whole
@@ -263,83 +341,80 @@ class TrainConfig:
     with the cut's ranking stage. predict.py, the service and seqrec.similar decode with it; validation figures stay
     those of the cut."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.weight_mode not in WEIGHT_MODES:
             raise ValueError(f"train.weight_mode must be one of {', '.join(WEIGHT_MODES)}, got {self.weight_mode!r}")
-        if self.objective not in OBJECTIVES or self.horizon_days <= 0:
-            raise ValueError(f"train.objective must be one of {', '.join(OBJECTIVES)} and train.horizon_days > 0, "
-                             f"got {self.objective!r} and {self.horizon_days}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"train.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.loss not in ("full", "sampled"):
             raise ValueError(f"train.loss must be full or sampled, got {self.loss!r}")
 
 
 @dataclass
-class DecodeConfig:
+class DecodeConfig(Section):
     """Where and in what batches and shards a trained run decodes its lists (what it decodes: `rank.*`)."""
 
-    mask_skipped: int = 0
+    prefix: ClassVar[str] = "decode."
+
+    mask_skipped: int = setting(0, ge=0)
     """Never recommend a track the user skipped this many times and never half-listened (0: off)."""
-    batch_users: int = 256
+    batch_users: int = setting(256, ge=1, le=1 << 20, command=True)
     """Users scored against the whole catalog at once."""
-    shard_users: int = 20_000
+    shard_users: int = setting(20_000, ge=1, command=True)
     """predict.py and seqrec.evaluate decode this many users per shard: the per-user evidence, sequences and skip
     masks are built for one shard at a time, so their memory follows the shard, not the log (the log-wide tables,
     which track follows which and popularity, are built once)."""
-    workers: int = 1
+    workers: int = setting(1, ge=1, le=1024, command=True)
     """Processes decoding shards in parallel on CPU (forked: each holds its own shard's evidence). 1: in this
     process."""
-    devices: int = 1
+    devices: int = setting(1, ge=1, command=True)
     """predict.py: processes (GPUs, or CPU processes with decode.device=cpu) decoding shards under Lightning's
     predict with DDP; above 1, or with decode.num_nodes above 1, the lists are gathered through
     RUN/predict_shards."""
-    num_nodes: int = 1
+    num_nodes: int = setting(1, ge=1, command=True)
     """predict.py: nodes decoding under DDP (launched as for training; RUN must be a shared folder)."""
-    device: str = "auto"
+    device: str = setting("auto", command=True)
     """Where a trained run decodes (predict.py, seqrec.evaluate, the service): auto (a GPU when there is one),
     cpu or cuda. Validation decodes where training runs."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"decode.device must be auto, cpu or cuda, got {self.device!r}")
-        if min(self.batch_users, self.shard_users, self.workers, self.devices, self.num_nodes) < 1:
-            raise ValueError(f"decode.batch_users, shard_users, workers, devices and num_nodes must be >= 1, got "
-                             f"{self.batch_users}, {self.shard_users}, {self.workers}, {self.devices}, "
-                             f"{self.num_nodes}")
-        if self.mask_skipped < 0:
-            raise ValueError(f"decode.mask_skipped must be >= 0 (0: off), got {self.mask_skipped}")
 
 
 @dataclass
-class RankConfig:
+class RankConfig(Section):
     """The ranking stage: its candidate sources and their sizes, the log statistics its features read, and the
     ranker fitted on the validation window over the candidates' named features (seqrec.ranking)."""
 
-    n_model_candidates: int = 100
+    prefix: ClassVar[str] = "rank."
+
+    n_model_candidates: int = setting(100, ge=0, le=MAX_K)
     """Source `model`: the network's best tracks (at least eval.k of them, so a list can be made of them alone)."""
-    n_explore_candidates: int = 100
+    n_explore_candidates: int = setting(100, ge=0, le=MAX_K)
     """Source `explore`: the network's best tracks among those the user never played."""
-    n_history_candidates: int = 200
+    n_history_candidates: int = setting(200, ge=0, le=MAX_K)
     """Source `history`: the user's best tracks by re-listen score."""
-    n_favourites_candidates: int = 60
+    n_favourites_candidates: int = setting(60, ge=0, le=MAX_K)
     """Source `favourites`: the tracks that usually follow the user's favourites."""
-    n_next_candidates: int = 30
+    n_next_candidates: int = setting(30, ge=0, le=MAX_K)
     """Source `next`: the tracks that usually follow the user's last `rank.transitions_last_n` plays."""
-    n_artist_candidates: int = 0
+    n_artist_candidates: int = setting(0, ge=0, le=MAX_K)
     """Source `artists`: tracks of the user's artists, by the user's share of the artist and the track's recent
     listeners."""
-    relisten_half_life_days: float = BaselineConfig.relisten_half_life_days
+    relisten_half_life_days: float = setting(BaselineConfig.relisten_half_life_days, gt=0)
     """Half-life of the re-listen score (the `relisten` feature and the history source)."""
-    short_half_life_days: float = 7.0
+    short_half_life_days: float = setting(7.0, gt=0)
     """Half-life of the short-memory re-listen feature (`relisten_short`)."""
-    relisten_quality_floor: float = BaselineConfig.relisten_quality_floor
+    relisten_quality_floor: float = setting(BaselineConfig.relisten_quality_floor, gt=0, le=1)
     """Weight of a skipped listen relative to a full one in the re-listen sums and the transitions."""
-    transitions_weight: float = BaselineConfig.transitions_weight
+    transitions_weight: float = setting(BaselineConfig.transitions_weight, ge=0)
     """Weight of what follows the recent plays relative to re-listen scores in the `next` feature."""
-    transitions_last_n: int = BaselineConfig.transitions_last_n
+    transitions_last_n: int = setting(BaselineConfig.transitions_last_n, ge=1)
     """The `next` source and feature read the user's last this many plays."""
-    transitions_max_gap_min: float = BaselineConfig.transitions_max_gap_min
+    transitions_max_gap_min: float = setting(BaselineConfig.transitions_max_gap_min, gt=0)
     """Consecutive plays further apart than this do not form a transition."""
-    popular_days: int = BaselineConfig.popular_days
+    popular_days: int = setting(BaselineConfig.popular_days, ge=1)
     """The `log_popularity` feature counts distinct listeners in the last this many days."""
     source_features: bool = False
     """Candidates carry, for each source, the track's rank in it (NaN where the source did not list it). Off:
@@ -357,104 +432,82 @@ class RankConfig:
     """The feature a `by_feature` ranker ranks by (higher first); also the ranking before the first fit."""
     objective: str = "xentropy"
     """LightGBM objective: `xentropy` (pointwise, the window's quarter as a soft label) or `lambdarank`."""
-    trees: int = 300
+    trees: int = setting(300, ge=1, le=100_000)
     """Boosting rounds."""
-    learning_rate: float = 0.05
+    learning_rate: float = setting(0.05, gt=0, le=10)
     """LightGBM's shrinkage."""
-    num_leaves: int = 31
+    num_leaves: int = setting(31, ge=2, le=131_072)
     """Leaves per tree."""
-    min_data_in_leaf: int = 100
+    min_data_in_leaf: int = setting(100, ge=1)
     """Candidates a leaf holds at least."""
-    feature_fraction: float = 0.8
+    feature_fraction: float = setting(0.8, gt=0, le=1)
     """Share of the features each tree sees."""
-    negative_share: float = 1.0
+    negative_share: float = setting(1.0, gt=0, le=1)
     """Share of the candidates the user did not play that a pointwise (`xentropy`) fit keeps, drawn seeded: most
     candidates are negatives, and fewer of them fit faster."""
-    seed: int = 0
+    seed: int = setting(0, ge=0)
     """LightGBM's seed (its feature and row sampling) and the negative sampling's: the same candidates, gains and
     seed fit the same ranker."""
-    threads: int = 1
+    threads: int = setting(1, ge=0, le=1024)
     """LightGBM threads (0: one per core). Its OpenMP threads spin beside torch's and any other job's: on a busy
     2-core machine a 184K-row fit took 21 s with one thread and 522 s with two. Raise it on a machine with cores
     to spare."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.model not in ("gbdt", "by_feature"):
             raise ValueError(f"rank.model must be gbdt or by_feature, got {self.model!r}")
         if self.objective not in ("xentropy", "lambdarank"):
             raise ValueError(f"rank.objective must be xentropy or lambdarank, got {self.objective!r}")
-        sizes = {n: getattr(self, n) for n in ("n_model_candidates", "n_explore_candidates", "n_history_candidates",
-                                               "n_favourites_candidates", "n_next_candidates", "n_artist_candidates")}
-        if min(sizes.values()) < 0:
-            raise ValueError(f"rank.n_*_candidates must be >= 0, got {sizes}")
-        if min(self.relisten_half_life_days, self.short_half_life_days, self.transitions_max_gap_min) <= 0 \
-                or self.transitions_last_n < 1 or self.popular_days < 1 \
-                or not 0 < self.relisten_quality_floor <= 1 or self.transitions_weight < 0:
-            raise ValueError("rank.relisten_half_life_days, rank.short_half_life_days and "
-                             "rank.transitions_max_gap_min > 0, rank.transitions_last_n >= 1, rank.popular_days >= 1, "
-                             "0 < rank.relisten_quality_floor <= 1 and rank.transitions_weight >= 0 are required")
-        if self.trees < 1 or self.learning_rate <= 0 or self.num_leaves < 2 or not 0 < self.feature_fraction <= 1 \
-                or not 0 < self.negative_share <= 1 or self.min_data_in_leaf < 1 or self.threads < 0:
-            raise ValueError("rank.trees >= 1, rank.learning_rate > 0, rank.num_leaves >= 2, "
-                             "rank.min_data_in_leaf >= 1, rank.threads >= 0, 0 < rank.feature_fraction <= 1 and "
-                             "0 < rank.negative_share <= 1 are required")
 
 
 @dataclass
-class SimilarConfig:
+class SimilarConfig(Section):
     """Similar tracks: `python -m seqrec.similar data.dir=DIR run.dir=RUN item_id=ID k=20`."""
+
+    prefix: ClassVar[str] = "similar."
 
     method: str = "embedding"
     """`embedding`: cosine over the trained run's item embeddings; `cooccurrence`: item-kNN over co-listening."""
     item_id: int | None = None
     """The query track, an item_id of item_metadata.csv (shorthand `item_id=`)."""
-    k: int = 20
+    k: int = setting(20, ge=1, le=MAX_K)
     """Neighbours to list (shorthand `k=`)."""
-    batch: int = 128
+    batch: int = setting(128, ge=1, le=1 << 20)
     """Query tracks scored against the whole catalog at once (a (batch, n_items) float32 block)."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.method not in ("embedding", "cooccurrence"):
             raise ValueError(f"similar.method must be embedding or cooccurrence, got {self.method!r}")
-        if self.k < 1 or self.batch < 1:
-            raise ValueError(f"similar.k and similar.batch must be >= 1, got {self.k} and {self.batch}")
 
 
 @dataclass
-class RerankConfig:
+class RerankConfig(Section):
     """Optional diversity / novelty re-ranking of top-k lists; off because the contest metric rewards repeats."""
+
+    prefix: ClassVar[str] = "rerank."
 
     enabled: bool = False
     """predict.py re-ranks its lists; seqrec.evaluate adds a `<model>+rerank` row for every model."""
-    candidates: int = 2
+    candidates: int = setting(2, ge=1, le=100)
     """The model's best `candidates * k` tracks are re-ranked down to k."""
-    artist_cap: int | None = 5
+    artist_cap: int | None = setting(5, ge=1)
     """At most this many tracks of one artist per list while other candidates remain (None: no cap)."""
-    mmr_lambda: float = 0.8
+    mmr_lambda: float = setting(0.8, ge=0, le=1)
     """MMR trade-off: lambda * relevance - (1 - lambda) * max similarity to the tracks already picked."""
-    genre_similarity: float = 0.3
+    genre_similarity: float = setting(0.3, ge=0, le=1)
     """Similarity of two tracks that share a genre but not the artist (same artist: 1, else 0)."""
-    novelty_weight: float = 0.05
+    novelty_weight: float = setting(0.05, ge=0)
     """Bonus times normalised -log2 popularity (0: a track every user played, 1: a track nobody played)."""
-    batch_users: int = 4096
+    batch_users: int = setting(4096, ge=1, le=1 << 20)
     """Users re-ranked at once; memory grows with batch_users x candidates x k."""
 
-    def __post_init__(self) -> None:
-        if self.candidates < 1 or self.batch_users < 1:
-            raise ValueError(f"rerank.candidates and rerank.batch_users must be >= 1, got {self.candidates} "
-                             f"and {self.batch_users}")
-        if self.artist_cap is not None and self.artist_cap < 1:
-            raise ValueError(f"rerank.artist_cap must be >= 1 or null (no cap), got {self.artist_cap}")
-        for name in ("mmr_lambda", "genre_similarity"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"rerank.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.novelty_weight < 0:
-            raise ValueError(f"rerank.novelty_weight must be >= 0, got {self.novelty_weight}")
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Section):
     """Where a training run keeps checkpoints, TensorBoard logs and its resolved config."""
+
+    prefix: ClassVar[str] = "run."
 
     dir: str = "runs/default"
     """The run folder: checkpoints/, tb/ (TensorBoard), reports/, config.yaml."""
@@ -476,75 +529,75 @@ class RunConfig:
 
 
 @dataclass
-class ServeConfig:
+class ServeConfig(Section):
     """The recommendation service: `python -m seqrec.serve run.dir=RUN [port=8000]`."""
+
+    prefix: ClassVar[str] = "serve."
 
     host: str = "127.0.0.1"
     """Interface to listen on; the default is loopback only."""
-    port: int = 8000
+    port: int = setting(8000, ge=0, le=65535)
     """TCP port."""
     db: str | None = None
     """SQLite file of posted events; None means `<run.dir>/events.sqlite`."""
-    k: int = 50
+    k: int = setting(50, ge=1, le=MAX_K)
     """Default length of /recommendations lists."""
-    max_k: int = 200
+    max_k: int = setting(200, ge=1, le=MAX_K)
     """Longest list /recommendations and /similar return."""
-    similar_k: int = 20
+    similar_k: int = setting(20, ge=1, le=MAX_K)
     """Default length of /similar lists."""
-    history_limit: int = 20
+    history_limit: int = setting(20, ge=1)
     """Default number of events /users/{id}/history returns."""
-    max_history_limit: int = 1000
+    max_history_limit: int = setting(1000, ge=1, le=1_000_000)
     """Most events /users/{id}/history returns."""
-    cache_users: int = 1024
+    cache_users: int = setting(1024, ge=1, le=1_000_000)
     """Decoders of users with posted events kept between requests (rebuilt when they post again)."""
-    torch_threads: int | None = None
+    torch_threads: int | None = setting(None, ge=1, le=1024)
     """torch intra-op threads; None keeps torch's default."""
     token: str | None = None
     """When set (or SEQREC_SERVE_TOKEN), every endpoint but /health requires `Authorization: Bearer <token>`."""
     insecure: bool = False
     """Allow listening beyond loopback without a token (anyone who can reach the port reads users' histories)."""
-    max_body_bytes: int = 16384
+    max_body_bytes: int = setting(16384, ge=1024, le=1 << 30)
     """Longest request body; a longer one is answered 413."""
-    clock_skew_minutes: float = 10.0
+    clock_skew_minutes: float = setting(10.0, ge=0)
     """A posted event may be dated at most this far after the server's clock."""
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if not 1 <= self.k <= self.max_k or not 1 <= self.similar_k <= self.max_k:
             raise ValueError(f"serve.k ({self.k}) and serve.similar_k ({self.similar_k}) must be in "
                              f"1..serve.max_k ({self.max_k})")
         if not 1 <= self.history_limit <= self.max_history_limit:
             raise ValueError(f"serve.history_limit ({self.history_limit}) must be in "
                              f"1..serve.max_history_limit ({self.max_history_limit})")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"serve.port must be in 0..65535, got {self.port}")
-        if self.max_body_bytes < 1024:
-            raise ValueError(f"serve.max_body_bytes must be >= 1024, got {self.max_body_bytes}")
 
 
 @dataclass
-class Config:
+class Config(Section):
     """Everything a command needs."""
 
-    seed: int = 42
-    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = setting(42, ge=0, le=2**32 - 1, command=True)
+    data: DataConfig = field(default_factory=DataConfig, metadata=COMMAND)
     clean: CleanConfig = field(default_factory=CleanConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
+    split: SplitConfig = field(default_factory=SplitConfig, metadata=COMMAND)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata=COMMAND)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     rank: RankConfig = field(default_factory=RankConfig)
-    metric: MetricConfig = field(default_factory=MetricConfig)
-    run: RunConfig = field(default_factory=RunConfig)
-    similar: SimilarConfig = field(default_factory=SimilarConfig)
-    rerank: RerankConfig = field(default_factory=RerankConfig)
-    serve: ServeConfig = field(default_factory=ServeConfig)
-    submission: str = "submission.csv"
+    metric: MetricConfig = field(default_factory=MetricConfig, metadata=COMMAND)
+    run: RunConfig = field(default_factory=RunConfig, metadata=COMMAND)
+    similar: SimilarConfig = field(default_factory=SimilarConfig, metadata=COMMAND)
+    rerank: RerankConfig = field(default_factory=RerankConfig, metadata=COMMAND)
+    serve: ServeConfig = field(default_factory=ServeConfig, metadata=COMMAND)
+    submission: str = setting("submission.csv", command=True)
     """Where predict.py writes."""
-    ckpt: str | None = None
-    """train.py: resume from the run's `last` (or `best`) checkpoint, or from a path."""
-    overrides: list[str] = field(default_factory=list)
+    ckpt: str | None = setting(None, command=True)
+    """train.py: resume from the run's `last` (or `best`) checkpoint, or from a path. Commands that decode a trained
+    run (predict.py, seqrec.evaluate, seqrec.similar, the service): `best` or `last` decodes with that checkpoint
+    instead of the one training finished with, also for a run that did not finish."""
+    overrides: list[str] = field(default_factory=list, metadata=COMMAND)
     """The key=value settings this config was built with, presets expanded (filled by load_config): a trained
     run refuses those that would change what it was trained on."""
 
@@ -632,6 +685,20 @@ def upgrade_saved(tree: dict) -> dict:
         section, key = dotted.split(".")
         tree.setdefault(section, {}).setdefault(key, value)
     return tree
+
+
+def command_may_change(key: str) -> bool:
+    """Whether a command may give `key` (dotted) a value other than a trained run's: declared on the field, or on
+    the section holding it, with `setting(..., command=True)` / `metadata=COMMAND`."""
+    cls: type | None = Config
+    for part in key.split("."):
+        found = next((f for f in fields(cls) if f.name == part), None) if cls is not None else None
+        if found is None:
+            return False
+        if found.metadata.get("command"):
+            return True
+        cls = found.default_factory if is_dataclass(found.default_factory) else None
+    return False
 
 
 def presets() -> list[str]:

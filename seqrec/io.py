@@ -1,4 +1,4 @@
-"""Atomic writes: a reader never sees a half-written output."""
+"""Atomic writes (a reader never sees a half-written output), and whether the process that began one lives."""
 
 from __future__ import annotations
 
@@ -30,3 +30,16 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write text to `path` atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether process `pid` runs on this host (a lock or temporary file of a dead one is stale)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

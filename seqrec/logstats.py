@@ -35,7 +35,7 @@ def age_days(ds: Dataset) -> np.ndarray:
 def user_item_matrix(ds: Dataset, weights: np.ndarray, valid_only: bool = True) -> sp.csr_matrix:
     """(n_users, n_items + 1) sum of per-event weights; invalid items are left out."""
     ev = ds.events
-    keep = ds.items["valid"].to_numpy()[ev["item"].to_numpy()] if valid_only else slice(None)
+    keep = ds.usable_events() if valid_only else slice(None)
     m = sp.coo_matrix(
         (weights[keep], (ev["user"].to_numpy()[keep], ev["item"].to_numpy()[keep])),
         shape=(ds.n_users, ds.n_items + 1),

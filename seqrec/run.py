@@ -2,9 +2,9 @@
 service get the network, its ranking stage and the full config it was trained with (cleaning, baselines,
 features, decoding), from the run folder's config.yaml and best.ckpt.
 
-A command may change where data and outputs live, how lists are cut, served or re-ranked, and the device
-(ALLOWED); any other setting it gives that differs from the run's is refused, naming the key, because the
-network and its ranking stage were fitted on features computed that way.
+A command may change where data and outputs live, how lists are cut, served or re-ranked, and the device (the
+settings declared so in seqrec.config, `command=True`); any other setting it gives that differs from the run's is
+refused, naming the key, because the network and its ranking stage were fitted on features computed that way.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from seqrec import runfolder
 from seqrec.baselines import make_baseline
-from seqrec.config import Config, saved_model, upgrade_saved
+from seqrec.config import Config, command_may_change, saved_model, upgrade_saved
 from seqrec.data.dataset import Dataset
 from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
@@ -30,21 +31,9 @@ from seqrec.models.sasrec import SASRec
 from seqrec.ranking.evidence import LogTables
 from seqrec.ranking.rankers import Ranker, load_ranker
 
-ALLOWED = ("data", "run", "submission", "eval", "split", "metric", "rerank", "serve", "similar", "seed", "ckpt",
-           "overrides", "model.name",
-           "decode.batch_users", "decode.shard_users", "decode.workers", "decode.devices", "decode.num_nodes",
-           "decode.device",
-           "train.accelerator", "train.devices", "train.num_nodes", "train.num_workers", "train.progress_bar",
-           "train.precision")
-"""Settings (or sections) a command may change about a trained run."""
-
 
 class RunError(UserError):
     """A run that cannot be used as asked; the message names the file or the setting and what to do."""
-
-
-def allowed(key: str) -> bool:
-    return any(key == a or key.startswith(a + ".") for a in ALLOWED)
 
 
 @dataclass
@@ -63,9 +52,8 @@ class Run:
         """The run in cfg.run.dir under the settings `cfg` was given (cfg.overrides). `whole_log`: the lists are
         decoded from the whole log (predict.py, the service, similar tracks), so the network refitted on it
         (refit.ckpt) is used when there is one; else best.ckpt, the network that never saw the last window."""
-        run_dir = Path(cfg.run.dir)
-        refit = whole_log and cfg.run.refit_ckpt.exists()
-        saved, ckpt = run_dir / "config.yaml", cfg.run.refit_ckpt if refit else cfg.run.best_ckpt
+        run_dir = runfolder.check_folder(cfg.run)
+        saved, ckpt = run_dir / "config.yaml", _checkpoint(cfg, whole_log)
         for path in (saved, ckpt):
             if not path.exists():
                 raise RunError(f"{path} not found: train first with `python train.py run.dir={cfg.run.dir}`")
@@ -79,7 +67,7 @@ class Run:
         for item in cfg.overrides:
             key = item.split("=", 1)[0]
             value = OmegaConf.select(given, key)
-            if allowed(key):
+            if command_may_change(key):
                 OmegaConf.update(trained, key, value, merge=False)
             elif OmegaConf.select(trained, key) != value:
                 refused.append(f"{key}={OmegaConf.select(trained, key)} (given: {value})")
@@ -92,9 +80,15 @@ class Run:
         try:
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
             hp = state["hyper_parameters"]
+            digest = hp.get("config_digest")  # None: saved before checkpoints carried it
+            if digest is not None and digest != runfolder.config_digest(saved.read_text()):
+                raise RunError(f"{ckpt} was written by another training than {saved} (its config digest differs): "
+                               f"train again with `python train.py run.dir={cfg.run.dir}`")
             net = SASRec(saved_model(hp["model"]), hp["n_items"], hp.get("side"))
             net.load_state_dict({k[len("net."):]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
             ranker = load_ranker(state["ranker"])
+        except RunError:
+            raise
         except Exception as e:  # truncated, not a checkpoint, another shape: no model
             raise RunError(f"{ckpt}: cannot load the trained model ({type(e).__name__}: {e}); retrain with "
                            f"`python train.py run.dir={cfg.run.dir}`") from e
@@ -130,6 +124,26 @@ class Run:
     def report_repeats(self, recs: np.ndarray, users: np.ndarray, ds: Dataset) -> None:
         rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
         print(f"sasrec ({self.ckpt.name}): lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
+
+
+def _checkpoint(cfg: Config, whole_log: bool) -> Path:
+    """The checkpoint a command decodes with: `ckpt=best` / `ckpt=last` when named; else, for a run that finished
+    training, refit.ckpt (with `whole_log` and when there is one) or best.ckpt. A run that did not finish is refused
+    unless the checkpoint is named."""
+    named = {"best": cfg.run.best_ckpt, "last": cfg.run.checkpoints / "last.ckpt"}
+    st = runfolder.state(cfg.run.dir)
+    if cfg.ckpt in named:
+        if st is not None and st.get("state") != "complete":
+            print(f"{cfg.run.dir} did not finish training: decoding with its {cfg.ckpt} checkpoint as asked")
+        return named[cfg.ckpt]
+    if cfg.ckpt:
+        raise RunError(f"ckpt={cfg.ckpt}: a trained run decodes with ckpt=best or ckpt=last (or, left out, the "
+                       "checkpoint its training finished with)")
+    if st is not None and st.get("state") != "complete":
+        raise RunError(f"{cfg.run.dir} did not finish training (state {st.get('state')!r} since {st.get('at')}; "
+                       f"stopped or still running): pass ckpt=best or ckpt=last to decode with its checkpoint anyway, "
+                       f"or train again")
+    return cfg.run.refit_ckpt if whole_log and cfg.run.refit_ckpt.exists() else cfg.run.best_ckpt
 
 
 def recommend(cfg: Config, ds: Dataset, users: np.ndarray, k: int, run: Run | None = None) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from seqrec import report
+from seqrec import report, runfolder
 from seqrec.cli import Command
 from seqrec.config import Config, load_config, to_yaml
 from seqrec.data.dataset import Dataset
@@ -113,32 +113,40 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: Sequence[
 
 
 def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
-    """Fit and return the path of the best checkpoint; `callbacks` join the trainer's own."""
+    """Fit and return the path of the best checkpoint; `callbacks` join the trainer's own. The run folder is
+    locked and cleared of an earlier training's artifacts first, and marked complete at the end
+    (seqrec.runfolder)."""
     pl.seed_everything(cfg.seed, workers=True)
-    ds = report.ingest(cfg)
-    split = report.split(ds, cfg)
-    print(f"training on history before {split.history.end} ({len(split.history.events):,} events), "
-          f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
     ckpt = resume_from(cfg)
-    with report.step_report(cfg, "train") as rep:
-        dm = SeqDataModule(split, cfg)
-        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables())
-        write_atomic(Path(cfg.run.dir) / "config.yaml", to_yaml(cfg))
-        stage = RankingStage(split, dm.feats, cfg)
-        trainer = build_trainer(cfg, extra=[stage, *callbacks])
-        trainer.fit(module, dm, ckpt_path=ckpt)
-        best = cfg.run.best_ckpt
-        score = trainer.checkpoint_callback.best_model_score
-        score = float(score) if score is not None else None
-        rep["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}  # the last epoch's
-        rep["summary"] = {"epochs": trainer.current_epoch, "steps": trainer.global_step,
-                          "windows": len(dm.train_set), "parameters": sum(p.numel() for p in module.parameters()),
-                          "resumed_from": str(ckpt) if ckpt else None, "best_val_score": score,
-                          "best_checkpoint": str(best), "ranking_stage": stage.choice}
-    print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}"
-          + (f", ranked by {stage.choice['ranker']}" if stage.choice else ""))
-    if cfg.train.refit and best.exists():
-        refit(cfg, ds, best)
+    with runfolder.training(cfg.run, resume=ckpt is not None):
+        ds = report.ingest(cfg)
+        split = report.split(ds, cfg)
+        print(f"training on history before {split.history.end} ({len(split.history.events):,} events), "
+              f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
+        with report.step_report(cfg, "train") as rep:
+            dm = SeqDataModule(split, cfg)
+            config_yaml = to_yaml(cfg)
+            write_atomic(Path(cfg.run.dir) / "config.yaml", config_yaml)
+            module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables(),
+                                         runfolder.config_digest(config_yaml))
+            stage = RankingStage(split, dm.feats, cfg)
+            trainer = build_trainer(cfg, extra=[stage, *callbacks])
+            trainer.fit(module, dm, ckpt_path=ckpt)
+            best = cfg.run.best_ckpt
+            score = trainer.checkpoint_callback.best_model_score
+            score = float(score) if score is not None else None
+            rep["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}  # the last epoch's
+            rep["summary"] = {"epochs": trainer.current_epoch, "steps": trainer.global_step,
+                              "windows": len(dm.train_set),
+                              "parameters": sum(p.numel() for p in module.parameters()),
+                              "resumed_from": str(ckpt) if ckpt else None, "best_val_score": score,
+                              "best_checkpoint": str(best), "ranking_stage": stage.choice}
+        print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}"
+              + (f", ranked by {stage.choice['ranker']}" if stage.choice else ""))
+        if cfg.train.refit and best.exists():
+            refit(cfg, ds, best)
+        if best.exists():
+            runfolder.set_state(cfg.run, "complete")
     return best
 
 
@@ -168,7 +176,8 @@ def refit(cfg: Config, ds: Dataset, best: Path) -> Path:
         print(f"refit: {epochs} epoch(s) on the whole log ({len(ds.events):,} events)")
         whole = Split(ds, np.zeros(0, np.int64), build_truth(*(np.zeros(0),) * 4), ds.events.iloc[:0])
         dm = SeqDataModule(whole, cfg)
-        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables())
+        module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables(),
+                                     runfolder.config_digest(to_yaml(cfg)))
         trainer = build_trainer(cfg, refit_epochs=epochs, extra=[CarriesRanker.of_checkpoint(state)])
         trainer.fit(module, dm)
         tmp = cfg.run.refit_ckpt.with_name(".refit.ckpt.partial")

@@ -3,11 +3,12 @@ cleaning rule counted in the report."""
 
 import os
 
+import pandas as pd
 import pytest
 
 from seqrec import cli
 from seqrec.config import CleanConfig, DataConfig
-from seqrec.data.dataset import build_dataset, load_dataset
+from seqrec.data.dataset import build_dataset, cache_dir, load_dataset
 from seqrec.data.ingest import DataError, read_csv
 from seqrec.predict import COMMAND, main
 
@@ -30,7 +31,7 @@ def test_a_timestamp_with_a_zone_names_row_and_value(hear_me):
     folder = hear_me([*LOG, "7,500,30,2025-03-04T12:00:00Z"])
     with pytest.raises(DataError) as err:
         read_csv(folder / "interactions.csv")
-    assert str(err.value) == (f"{folder / 'interactions.csv'}: column 'listened_datetime', data row 4 (line 5): got "
+    assert str(err.value) == (f"{folder / 'interactions.csv'}: column 'listened_datetime', line 5: got "
                               "'2025-03-04T12:00:00Z', expected a datetime like 2025-03-01 12:34:56.123456, without "
                               "a time zone")
 
@@ -46,7 +47,7 @@ def test_rows_with_the_wrong_number_of_fields_are_skipped_and_counted(hear_me):
 
 def test_a_quote_left_open_is_named(hear_me):
     folder = hear_me([*LOG, '7,500,30,"2025-03-04 12:00:00', "7,500,30,2025-03-05 12:00:00"])
-    with pytest.raises(DataError, match=r"data row 4 \(line 5\) opens a quote that is never closed"):
+    with pytest.raises(DataError, match=r"line 5 opens a quote that is not closed on that line"):
         read_csv(folder / "interactions.csv")
 
 
@@ -104,3 +105,69 @@ def test_an_edit_that_keeps_size_and_mtime_invalidates_the_cache(hear_me, tmp_pa
     second = load_dataset(data, CleanConfig())
     assert first.users["user_id"].iloc[first.test_users].tolist() == [42]
     assert second.users["user_id"].iloc[second.test_users].tolist() == [7]
+
+
+@pytest.mark.parametrize("engine", ["memory", "duckdb"])
+def test_swapped_id_columns_are_refused_before_anything_is_written(hear_me, tmp_path, capsys, engine):
+    swapped = ["item_id,user_id,listened_duration,listened_datetime", *LOG[1:]]  # the data stays user, item
+    folder = hear_me(swapped, test=["user_id", "42", "7"], users=["user_id,gender", "42,F", "7,M"], future=LOG[:2])
+    out = tmp_path / "sub.csv"
+    argv = [f"data.dir={folder}", "model=popular", f"submission={out}", f"data.engine={engine}",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    assert cli.run(COMMAND, main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder / 'interactions.csv'}: 3 of 3 events (100%) are on item ids that ")
+    assert "are user_id and item_id swapped" in err and err.count("\n") == 1
+    assert not out.exists()
+    assert cli.run(COMMAND, main, [*argv, "data.max_unknown_item_share=1"]) == 2  # then the test users say it
+    assert "2 of 2 test users (100%) have no usable history" in capsys.readouterr().err
+    argv += ["data.max_unknown_item_share=1", "data.max_test_users_without_history=1"]  # the thresholds are settings
+    assert cli.run(COMMAND, main, argv) == 2 and not out.exists()  # and then the lists cannot be made
+    assert "eval.k=50: the catalogue has only 2 tracks with a valid length" in capsys.readouterr().err
+
+
+def test_a_same_size_edit_in_the_middle_of_a_large_file_invalidates_the_cache(hear_me, tmp_path):
+    rows = [f"{42 if i % 2 else 7},{300 if i % 3 else 500},{i % 90 + 5},2025-03-{i % 28 + 1:02d} 10:{i % 60:02d}:00"
+            for i in range(100_000)]  # ~3 MB
+    folder = hear_me([LOG[0], *rows], test=["user_id", "42"])
+    data = DataConfig(dir=str(folder), cache_dir=str(tmp_path / "cache"))
+    first = load_dataset(data, CleanConfig())
+    path = folder / "interactions.csv"
+    st, raw = path.stat(), bytearray(path.read_bytes())
+    middle = raw.index(b"\n7,300,", len(raw) // 2) + 1
+    raw[middle] = ord("8")  # user 7 -> 8 on one row in the middle
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    second = load_dataset(data, CleanConfig())
+    assert 8 not in first.users["user_id"].tolist() and 8 in second.users["user_id"].tolist()
+
+
+def test_a_damaged_cache_is_rebuilt_with_a_warning_and_abandoned_writes_are_removed(hear_me, tmp_path):
+    folder = hear_me(LOG, test=["user_id", "42"])
+    data = DataConfig(dir=str(folder), cache_dir=str(tmp_path / "cache"))
+    first = load_dataset(data, CleanConfig())
+    cache = cache_dir(data, CleanConfig())
+    for damage in (lambda: (cache / "report.json").write_text(""),
+                   lambda: (cache / "events.parquet").write_bytes((cache / "events.parquet").read_bytes()[:50])):
+        damage()
+        with pytest.warns(UserWarning, match="damaged cleaned cache .*rebuilding it"):
+            again = load_dataset(data, CleanConfig())
+        pd.testing.assert_frame_equal(again.events, first.events)
+        assert load_dataset(data, CleanConfig()).report == first.report  # rebuilt, read without a warning
+    abandoned = cache.parent / ".tmp-999999999-x"  # no such pid
+    abandoned.mkdir()
+    (cache / "report.json").write_text("")
+    with pytest.warns(UserWarning):
+        load_dataset(data, CleanConfig())
+    assert not abandoned.exists()
+
+
+def test_a_catalogue_without_a_single_valid_length_is_refused(hear_me, tmp_path, capsys):
+    folder = hear_me(LOG, items=["item_id,track_duration", "300,0", "500,"], test=["user_id", "42", "7"])
+    out = tmp_path / "sub.csv"
+    assert cli.run(COMMAND, main, [f"data.dir={folder}", "model=popular", f"submission={out}"]) == 2
+    assert capsys.readouterr().err == (f"error: {folder / 'item_metadata.csv'}: no track has a valid track_duration "
+                                       "(all 2 are missing, zero or negative): listened fractions and the metric "
+                                       "need the tracks' lengths\n")
+    assert not out.exists()

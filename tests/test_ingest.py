@@ -55,7 +55,7 @@ def test_non_numeric_id_names_file_column_row_and_value(hear_me, file, col, bad,
     with pytest.raises(DataError) as err:
         read_csv(folder / file)
     assert str(err.value) == (
-        f"{folder / file}: column {col!r}, data row {row} (line {row + 1}): "
+        f"{folder / file}: column {col!r}, line {row + 1}: "
         f"got {bad!r}, expected an integer id"
     )
 
@@ -67,7 +67,7 @@ def test_unparsable_datetime_names_file_column_row_and_value(hear_me, bad):
     with pytest.raises(DataError) as err:
         read_dir(folder)
     assert str(err.value) == (
-        f"{folder / 'interactions.csv'}: column 'listened_datetime', data row 3 (line 4): "
+        f"{folder / 'interactions.csv'}: column 'listened_datetime', line 4: "
         f"got {bad!r}, expected a datetime like 2025-03-01 12:34:56.123456, without a time zone"
     )
 

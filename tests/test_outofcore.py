@@ -3,7 +3,6 @@ counts."""
 
 from dataclasses import fields
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +10,8 @@ import pytest
 from seqrec.config import CleanConfig
 from seqrec.data import outofcore
 from seqrec.data.dataset import build_dataset
-from seqrec.data.ingest import DataError
-from seqrec.data.outofcore import clean_to_parquet, connect, distinct_ids, read_events
+from seqrec.data.ingest import DataError, scan_ids
+from seqrec.data.outofcore import clean_to_parquet, connect, read_events
 from seqrec.data.sequences import Sequences, build_sequences, build_sequences_memmap
 
 H = "user_id,item_id,listened_duration,listened_datetime"
@@ -31,9 +30,9 @@ def test_the_tiny_preset_cleans_the_same_both_ways(tiny_synth, tmp_path):
     ds, events, report = both(tiny_synth, CleanConfig(), tmp_path)
     assert report == ds.report["interactions"]
     pd.testing.assert_frame_equal(events, ds.events.reset_index(drop=True), check_dtype=True)
-    con = duckdb.connect()
-    assert np.array_equal(distinct_ids(con, tiny_synth / "interactions.csv")[1],
-                          np.unique(pd.read_csv(tiny_synth / "interactions.csv")["item_id"]))
+    scan = scan_ids(tiny_synth / "interactions.csv")
+    assert np.array_equal(scan.ids["item_id"], np.unique(pd.read_csv(tiny_synth / "interactions.csv")["item_id"]))
+    assert scan.rows == report["rows_in"] and scan.malformed == 0
 
 
 @pytest.mark.parametrize("cfg", [CleanConfig(), CleanConfig(negative="zero", overlong="drop")])
@@ -56,10 +55,12 @@ def test_the_duckdb_engine_builds_the_same_dataset(tiny_synth):
     np.testing.assert_array_equal(streamed.test_users, memory.test_users)
 
 
-def test_a_malformed_row_is_an_error_naming_the_file(hear_me):
-    folder = hear_me([H, "42,300,50,2025-03-01 10:00:00", "42,3x0,50,2025-03-01 11:00:00"])
-    with pytest.raises(DataError, match=r"interactions\.csv: .*3x0"):
-        build_dataset(folder, CleanConfig(), "duckdb")
+def test_a_row_duckdb_reads_otherwise_than_the_hear_me_reader_is_an_error(hear_me, tmp_path):
+    folder = hear_me([H, "42,300,50,2025-03-01 10:00:00", "42,300,50,2025-03-01 11:00:00"])
+    ds = build_dataset(folder, CleanConfig())
+    with pytest.raises(DataError, match=r"interactions\.csv: DuckDB read 2 rows where the hear-me reader read 3"):
+        clean_to_parquet(connect(), folder / "interactions.csv", ds.items, ds.users["user_id"].to_numpy(np.int64),
+                         CleanConfig(), {}, tmp_path / "events", rows=3)
 
 
 def test_sequences_built_shard_by_shard_into_memmaps_equal_the_in_memory_ones(tiny_synth, tmp_path, monkeypatch):

@@ -92,8 +92,10 @@ def test_the_service_returns_predict_pys_lists(run_dir, tmp_path):
 def _as_before_the_ranking_package(run_dir, old, ranker: dict | None = None) -> None:
     """`run_dir` copied to `old` as a run trained before the ranking stage had its own keys: candidate sizes and
     the short half-life under decode.*, the MLP blend's keys, the log statistics under baselines.*, and before
-    side information, the explore source and the fallback existed."""
+    side information, the explore source and the fallback existed, and before runs recorded their state and config
+    digest."""
     shutil.copytree(run_dir, old)
+    (old / "state.json").unlink()
     cfg = OmegaConf.to_container(OmegaConf.load(old / "config.yaml"))
     rank, decode, baselines = cfg["rank"], cfg["decode"], cfg["baselines"]
     for key in ("n_model_candidates", "n_history_candidates", "n_next_candidates", "n_artist_candidates",
@@ -111,6 +113,7 @@ def _as_before_the_ranking_package(run_dir, old, ranker: dict | None = None) -> 
         path = old / "checkpoints" / name
         state = torch.load(path, weights_only=True)
         del state["hyper_parameters"]["model"]["use_side"], state["hyper_parameters"]["side"]
+        del state["hyper_parameters"]["config_digest"]
         state["ranker"].pop("fallback")
         state["ranker"] = ranker or state["ranker"]
         torch.save(state, path)

@@ -217,6 +217,16 @@ def test_a_user_known_only_from_posted_events_gets_model_lists(fresh):
     assert [e["source"] for e in fresh.get(f"/users/{new_user}/history").json()["events"]] == ["posted"] * 3
 
 
+def test_a_user_whose_only_plays_are_of_tracks_without_a_length_gets_a_list(fresh):
+    rec = fresh.app.state.recommender
+    no_length = rec.ds.items.index[rec.ds.items["known"] & ~rec.ds.items["valid"]]
+    assert len(no_length), "the tiny catalogue has tracks without a valid length"
+    track = int(rec.item_ids[no_length[0]])
+    assert fresh.post("/events", json=event(2, track, 30, "2025-09-02 08:00:00")).status_code == 201
+    body = fresh.get("/recommendations/2?k=10").json()
+    assert len(ranks(body)) == 10 and len(set(ranks(body))) == 10
+
+
 def test_one_user_decoding_matches_the_whole_log(shared):
     _, rec = shared
     for uid in log_users(rec, 3):

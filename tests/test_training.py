@@ -111,7 +111,7 @@ def test_checkpoints_load_without_pickles_and_rebuild_the_module(pipeline):
     last, best = pipeline["last_1"], pipeline["best_1"]
     assert last["global_step"] == STEPS and last["epoch"] == 0
     hp = best["hyper_parameters"]
-    assert hp["model"]["d_model"] == 16 and set(hp) == {"model", "train", "n_items", "catalog", "side"}
+    assert hp["model"]["d_model"] == 16 and set(hp) == {"model", "train", "n_items", "catalog", "side", "config_digest"}
     assert set(hp["side"]) == {"artist", "genres", "duration", "popularity"}  # model.use_side, on by default
     assert best["state_dict"]["net.item_emb.weight"].shape == (hp["n_items"] + 1, 16)
     module = SeqRecModule(**hp)

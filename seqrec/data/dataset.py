@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -18,13 +19,14 @@ import pyarrow as pa
 from seqrec.config import CleanConfig, DataConfig
 from seqrec.data import outofcore
 from seqrec.data.clean import build_items, build_users, clean_events, column
-from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir
+from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir, scan_ids
+from seqrec.io import pid_alive
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "3"  # bump when cleaning changes what lands in the cache
-HASHED_BYTES = 1 << 20
-"""The cache key hashes each input's first and last this many bytes (all of a smaller file) with its size and
-mtime: an edit that keeps both still invalidates the cache."""
+CACHE_VERSION = "4"  # bump when cleaning changes what lands in the cache
+HASH_CHUNK = 1 << 22
+"""The cache key hashes every input whole, streamed in chunks of this many bytes (sha256 runs at disk speed: an
+edit that keeps a file's size and mtime still invalidates the cache)."""
 
 
 @dataclass
@@ -61,6 +63,16 @@ class Dataset:
         learned."""
         return hashlib.sha1(self.items["item_id"].to_numpy(np.int64).tobytes()).hexdigest()[:16]
 
+    def check_list_length(self, k: int, key: str) -> None:
+        """Refuse lists of `k` distinct tracks (setting `key`) from a catalogue with fewer recommendable ones."""
+        valid = int(self.items["valid"].sum())
+        if k > valid:
+            raise DataError(f"{key}={k}: the catalogue has only {valid:,} tracks with a valid length to recommend")
+
+    def usable_events(self) -> np.ndarray:
+        """(events,) bool: events on tracks with a valid length, the ones a history is built from."""
+        return self.items["valid"].to_numpy()[self.events["item"].to_numpy()]
+
     def shard(self, users: np.ndarray) -> Dataset:
         """The same catalog, users and window end with the events of `users` only (they become the test users):
         what a shard of users is decoded from, so the per-user evidence follows the shard, not the log."""
@@ -80,12 +92,44 @@ class Dataset:
 def load_dataset(data: DataConfig, clean: CleanConfig) -> Dataset:
     """Read, clean and index a hear-me folder; reuses the parquet cache while the inputs are unchanged."""
     cache = cache_dir(data, clean)
+    ds = None
     if (cache / "report.json").exists():
         log.info("using cleaned cache %s", cache)
-        return _read_cache(cache)
-    ds = build_dataset(data.dir, clean, data.engine, data.duckdb_memory)
-    _write_cache(ds, cache)
+        try:
+            ds = _read_cache(cache)
+        except Exception as err:  # a truncated parquet, an empty report: any damage means rebuild
+            warnings.warn(f"{cache}: damaged cleaned cache ({type(err).__name__}: {str(err)[:120]}); rebuilding it",
+                          stacklevel=2)
+    if ds is None:
+        ds = build_dataset(data.dir, clean, data.engine, data.duckdb_memory)
+        _write_cache(ds, cache)
+    check_plausible(ds, data)
     return ds
+
+
+def check_plausible(ds: Dataset, data: DataConfig) -> None:
+    """Refuse a log that parses but cannot be what it claims (DataError, one line with the counts): most events on
+    item ids the catalogue does not list, or most test users without usable history, as swapped user_id and
+    item_id columns or files of different exports give. The thresholds are data.max_* settings."""
+    folder, r = Path(data.dir), ds.report
+    if not ds.items["valid"].any():
+        raise DataError(f"{folder / 'item_metadata.csv'}: no track has a valid track_duration (all "
+                        f"{r['items_with_metadata']:,} are missing, zero or negative): listened fractions and the "
+                        "metric need the tracks' lengths")
+    events, unknown = len(ds.events), r["interactions"]["events_on_items_without_metadata"]
+    if events and unknown / events > data.max_unknown_item_share:
+        raise DataError(f"{folder / 'interactions.csv'}: {unknown:,} of {events:,} events ({unknown / events:.0%}) "
+                        f"are on item ids that {folder / 'item_metadata.csv'} does not list (above "
+                        f"data.max_unknown_item_share={data.max_unknown_item_share}): are user_id and item_id "
+                        "swapped, or the files from different exports?")
+    users = len(ds.test_users)
+    usable = np.isin(ds.test_users, ds.events["user"].to_numpy()[ds.usable_events()]).sum()
+    without = users - int(usable)
+    if users and without / users > data.max_test_users_without_history:
+        raise DataError(f"{folder / 'test.csv'}: {without:,} of {users:,} test users ({without / users:.0%}) have no "
+                        f"usable history in interactions.csv (above data.max_test_users_without_history="
+                        f"{data.max_test_users_without_history}): are user_id and item_id swapped, test.csv from another "
+                        "export, or their tracks without a valid track_duration?")
 
 
 def cache_dir(data: DataConfig, clean: CleanConfig) -> Path:
@@ -110,9 +154,12 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
     con = outofcore.connect(memory) if engine == "duckdb" else None
     if con is None:
         log_users, log_items = _unique_ids(inter, "user_id"), _unique_ids(inter, "item_id")
-    else:  # DuckDB reads strictly: a malformed row is an error naming its line, none is skipped
-        report["malformed_rows_skipped"]["interactions.csv"] = 0
-        log_users, log_items = outofcore.distinct_ids(con, log_csv)
+    else:  # streamed under read_csv's rules (its errors, its counts), then cleaned by DuckDB
+        scan = scan_ids(log_csv)
+        report["malformed_rows_skipped"]["interactions.csv"] = scan.malformed
+        if scan.ignored:
+            report["ignored_columns"]["interactions.csv"] = scan.ignored
+        log_users, log_items = scan.ids["user_id"], scan.ids["item_id"]
     items = build_items(tables["item_metadata.csv"], log_items, report)
     test_ids, test_null = column(test, "user_id")
     if test_null.any():
@@ -128,7 +175,7 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
     if con is None:
         events = clean_events(inter, items, user_ids, clean, report["interactions"])
     else:
-        events = outofcore.clean_events(con, log_csv, items, user_ids, clean, report["interactions"])
+        events = outofcore.clean_events(con, log_csv, items, user_ids, clean, report["interactions"], scan.rows)
     test_users = np.searchsorted(user_ids, np.unique(test_ids)).astype(np.int64)
     report["test_users"] = len(test_users)
     report["test_users_without_history"] = int(len(test_users) - np.isin(test_users, events["user"]).sum())
@@ -160,26 +207,24 @@ def _cache_key(folder: Path, clean: CleanConfig) -> str:
     for name in ("interactions.csv", "item_metadata.csv", "user_metadata.csv", "test.csv", "future.csv"):
         p = folder / name
         st = p.stat() if p.exists() else None
-        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{_head_tail_hash(p, st.st_size)}" if st
-                     else f"{name}:absent")
+        parts.append(f"{name}:{_content_digest(p)}" if st else f"{name}:absent")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _head_tail_hash(path: Path, size: int) -> str:
-    """sha256 of a file's first and last HASHED_BYTES (the whole file when it is smaller than both)."""
+def _content_digest(path: Path) -> str:
+    """sha256 of the whole file, streamed."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
-        h.update(fh.read(HASHED_BYTES))
-        if size > 2 * HASHED_BYTES:
-            fh.seek(size - HASHED_BYTES)
-        h.update(fh.read())
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
     return h.hexdigest()
 
 
 def _write_cache(ds: Dataset, cache: Path) -> None:
     """Write into a temporary sibling folder, then rename: a crash never leaves a half cache."""
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".tmp-"))
+    _remove_abandoned(cache.parent)
+    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".tmp-{os.getpid()}-"))
     try:
         ds.events.to_parquet(tmp / "events.parquet", index=False)
         ds.items.to_parquet(tmp / "items.parquet", index=False)
@@ -194,6 +239,15 @@ def _write_cache(ds: Dataset, cache: Path) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Temporary folders of cache writes whose process is gone (a crash or kill -9 mid-write)."""
+    for tmp in folder.glob(".tmp-*"):
+        pid = tmp.name.split("-")[1]
+        if not pid.isdigit() or not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.info("removed %s, left by an interrupted cache write", tmp)
 
 
 def _read_cache(cache: Path) -> Dataset:

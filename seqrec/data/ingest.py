@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import mmap
 import re
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from seqrec.errors import UserError
@@ -71,19 +76,56 @@ BLOCK_SIZES = (1 << 20, 1 << 24, 1 << 28, 1 << 30)
 def read_csv(path: str | Path) -> pa.Table:
     """One hear-me file as a typed table; unknown extra columns are ignored, optional ones may be absent, spaces
     around header names are ignored. Rows with the wrong number of fields (a truncated last line, a stray comma)
-    are skipped and counted in the table's metadata (MALFORMED); anything else that does not parse raises
-    DataError naming the file, line and column."""
+    are skipped and counted in the table's metadata (MALFORMED). A quote that runs past the end of its line (it
+    would swallow the rows after it) and anything else that does not parse raise DataError naming the file and
+    line."""
     path = Path(path)
-    schema, required = SCHEMAS[path.name], REQUIRED[path.name]
+    table, skipped = _read(path, lambda options: pcsv.read_csv(path, **options), _check_values)
+    ignored = ",".join(c for c in header(path) if c not in SCHEMAS[path.name])
+    return table.replace_schema_metadata({MALFORMED: str(skipped), IGNORED: ignored})
+
+
+@dataclass
+class Scan:
+    """What scan_ids learned of a file too large to hold, under read_csv's rules."""
+
+    rows: int
+    """Rows read (the malformed ones not included)."""
+    malformed: int
+    """Rows with the wrong number of fields, skipped."""
+    ignored: list[str]
+    """The header's columns the hear-me format does not know."""
+    ids: dict[str, np.ndarray]
+    """Each id column's sorted distinct non-null values."""
+
+
+def scan_ids(path: str | Path, columns: tuple[str, ...] = ("user_id", "item_id")) -> Scan:
+    """read_csv's reading of a file, streamed block by block (every value parsed and checked, the same errors and
+    counts), keeping only the distinct values of the id `columns`: how the out-of-core engine reads the log under
+    the in-memory engine's rules before DuckDB cleans it."""
+    path = Path(path)
+
+    def stream(options: dict) -> tuple[int, dict[str, np.ndarray]]:
+        rows, seen = 0, {c: np.empty(0, np.int64) for c in columns}
+        for batch in pcsv.open_csv(path, **options):
+            _check_values(path, batch)
+            rows += batch.num_rows
+            for c in columns:
+                seen[c] = np.union1d(seen[c], batch.column(c).drop_null().unique().to_numpy())
+        return rows, seen
+
+    (rows, ids), malformed = _read(path, stream, lambda path, result: None)
+    return Scan(rows, malformed, [c for c in header(path) if c not in SCHEMAS[path.name]], ids)
+
+
+def _read(path: Path, parse: Callable[[dict], object], check: Callable[[Path, object], None]) -> tuple[object, int]:
+    """`parse(pyarrow's options)` under the hear-me rules, retried with larger blocks for long fields; `check` reads
+    its result. Returns (result, rows skipped for their number of fields)."""
+    schema = SCHEMAS[path.name]
     if not path.exists():
         raise DataError(f"{path}: file not found (expected the hear-me file {path.name})")
-    header = _header(path)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}; found {header}; expected at least {list(required)}"
-        )
-    columns = [c for c in schema if c in header]
+    head = header(path)
+    columns = [c for c in schema if c in head]
     types = {c: schema[c] for c in columns}
     skipped: list[str] = []
 
@@ -93,24 +135,73 @@ def read_csv(path: str | Path) -> pa.Table:
 
     for block in BLOCK_SIZES:
         skipped.clear()
+        options = {
+            "read_options": pcsv.ReadOptions(column_names=head, skip_rows=1, block_size=block),
+            "convert_options": pcsv.ConvertOptions(column_types=types, include_columns=columns,
+                                                   strings_can_be_null=True, quoted_strings_can_be_null=False),
+            "parse_options": pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
+        }
         try:
-            table = pcsv.read_csv(
-                path,
-                read_options=pcsv.ReadOptions(column_names=header, skip_rows=1, block_size=block),
-                convert_options=pcsv.ConvertOptions(column_types=types, include_columns=columns,
-                                                    strings_can_be_null=True, quoted_strings_can_be_null=False),
-                parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
-            )
-            ignored = ",".join(c for c in header if c not in schema)
-            return table.replace_schema_metadata({MALFORMED: str(len(skipped)), IGNORED: ignored})
+            result = parse(options)
+            check(path, result)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
             message = str(err)
             if "straddle" in message and block != BLOCK_SIZES[-1]:
                 continue
             if "UTF8" in message or "UTF-8" in message:
-                raise _not_utf8(path) from err
-            raise _locate(path, header, types) or DataError(f"{path}: {message.splitlines()[0]}") from err
+                raise not_utf8(path) or DataError(f"{path}: {message.splitlines()[0]}") from err
+            raise _locate(path, head, types) or unreadable(path, message) from err
+        swallowing = [text for text in skipped if _spans_lines(text)]
+        if swallowing:
+            raise quote_error(path, line_of(path, swallowing[0]))
+        return result, len(skipped)
     raise AssertionError("unreachable")
+
+
+def _check_values(path: Path, table: pa.Table | pa.RecordBatch) -> None:
+    """No text value spans lines: a quote opened in a text column and closed lines later swallowed the rows
+    between (typed columns refuse such a value when it is converted)."""
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_string(col.type):
+            spans = pc.match_substring_regex(col, r"[\r\n]")
+            if pc.any(spans).as_py():
+                raise quote_error(path, line_of(path, col.filter(spans)[0].as_py()))
+
+
+def quote_error(path: Path, line: int) -> DataError:
+    """A quote that does not close on its line: every hear-me value fits on one line, so the rows after it would be
+    swallowed into one field."""
+    return DataError(f"{path}: line {line} opens a quote that is not closed on that line: the rows after it would be "
+                     "swallowed into one value (a stray '\"'?)")
+
+
+def value_error(path: Path, column: str, line: int, value: str, typ: pa.DataType) -> DataError:
+    """A value that does not parse as its column's type."""
+    return DataError(f"{path}: column {column!r}, line {line}: got {value[:80]!r}, expected {expected(typ)}")
+
+
+def expected(typ: pa.DataType) -> str:
+    """What a value of a hear-me column must look like."""
+    if pa.types.is_timestamp(typ):
+        return "a datetime like 2025-03-01 12:34:56.123456, without a time zone"
+    return "an integer id" if pa.types.is_integer(typ) else "a number"
+
+
+def _spans_lines(text: str) -> bool:
+    return "\n" in text or "\r" in text
+
+
+def line_of(path: Path, text: str) -> int:
+    """The line of the file where `text` (a row, or a value that spans lines) starts: found by its first two lines,
+    which a swallowed stretch of the file makes unique; 0 when it is not found."""
+    lines = text.encode("utf-8").replace(b"\r\n", b"\n").split(b"\n")[:2]
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for sep in (b"\n", b"\r\n"):
+            at = data.find(sep.join(lines))
+            if at >= 0:
+                return data[:at].count(b"\n") + 1
+    return 0
 
 
 def read_dir(folder: str | Path, log: bool = True) -> dict[str, pa.Table | None]:
@@ -134,21 +225,30 @@ def read_dir(folder: str | Path, log: bool = True) -> dict[str, pa.Table | None]
     return tables
 
 
-def _header(path: Path) -> list[str]:
-    """Column names of the first line, spaces and quotes around them removed."""
+def header(path: Path) -> list[str]:
+    """Column names of the first line, spaces and quotes around them removed; the file's required columns must be
+    there, each name once."""
     with path.open("rb") as fh:
         raw = fh.readline()
     try:
         line = raw.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+        raise not_utf8(path) or DataError(f"{path}: the header is not UTF-8 text") from None
     if not line:
         raise DataError(f"{path}: empty file, expected a header line")
-    return [c.strip().strip('"').strip() for c in line.split(",")]
+    names = [c.strip().strip('"').strip() for c in line.split(",")]
+    required = REQUIRED[path.name]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {names}; expected at least {list(required)}")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: column(s) {twice} named more than once in the header {names}")
+    return names
 
 
-def _not_utf8(path: Path) -> DataError:
-    """Name the first line that is not UTF-8 text."""
+def not_utf8(path: Path) -> DataError | None:
+    """The error naming the first line that is not UTF-8 text; None when every line is."""
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             try:
@@ -156,26 +256,49 @@ def _not_utf8(path: Path) -> DataError:
             except UnicodeDecodeError as err:
                 return DataError(f"{path}: line {number} is not UTF-8 text (byte {line[err.start]:#04x} at column "
                                  f"{err.start + 1}); save the file as UTF-8")
-    return DataError(f"{path}: not UTF-8 text; save the file as UTF-8")
+    return None
+
+
+def unreadable(path: Path, message: str) -> DataError:
+    """A parser's error that names no value: bytes that are not text first, else the parser's first line."""
+    return not_utf8(path) or DataError(f"{path}: {' '.join(message.split())[:300]}")
 
 
 TIMEZONE = r"(?:[Zz]|[+-]\d\d:?\d\d)$"
 """A timestamp that ends in a zone: the hear-me times are plain local times."""
 
 
-def _locate(path: Path, header: list[str], types: dict[str, pa.DataType]) -> DataError | None:
-    """Re-read as text to find the first value that does not parse, so the error can quote it."""
+LOCATE_ROWS = 1 << 20
+"""_locate reads this many rows at a time, so finding a bad value in a log larger than memory stays in memory."""
+
+
+def _locate(path: Path, head: list[str], types: dict[str, pa.DataType]) -> DataError | None:
+    """Re-read as text to find the first value that does not parse, so the error can quote it and name its line
+    (blank lines kept, so a data row's line is its row + 2 unless a quoted value spans lines)."""
     try:
-        raw = pd.read_csv(path, names=header, skiprows=1, usecols=list(types), dtype=str, keep_default_na=False,
-                          on_bad_lines="skip")
+        chunks = pd.read_csv(path, names=head, skiprows=1, usecols=list(types), dtype=str, keep_default_na=False,
+                             on_bad_lines="skip", skip_blank_lines=False, chunksize=LOCATE_ROWS)
+        for raw in chunks:
+            found = _first_bad(raw, types)
+            if found is not None:
+                row, col = found
+                value = raw[col].loc[row]
+                if _spans_lines(value):
+                    return quote_error(path, line_of(path, value))
+                return value_error(path, col, row + 2, value, types[col])
     except UnicodeDecodeError:
-        return _not_utf8(path)
+        return not_utf8(path)
     except pd.errors.ParserError as err:
         quote = re.search(r"EOF inside string starting at row (\d+)", str(err))
         if quote is None:
-            return DataError(f"{path}: {str(err).splitlines()[0]}")
-        row = int(quote.group(1))
-        return DataError(f"{path}: data row {row} (line {row + 1}) opens a quote that is never closed")
+            return unreadable(path, str(err).splitlines()[0])
+        return quote_error(path, int(quote.group(1)) + 1)
+    return None
+
+
+def _first_bad(raw: pd.DataFrame, types: dict[str, pa.DataType]) -> tuple[int, str] | None:
+    """(row label, column) of the earliest value of `raw` (text) that does not parse as its column's type."""
+    first: tuple[int, str] | None = None
     for col, typ in types.items():
         values = raw[col]
         if pa.types.is_string(typ):
@@ -184,19 +307,11 @@ def _locate(path: Path, header: list[str], types: dict[str, pa.DataType]) -> Dat
         if pa.types.is_timestamp(typ):
             parsed = pd.to_datetime(values.where(present & ~values.str.contains(TIMEZONE)), errors="coerce",
                                     format="ISO8601")
-            expected = "a datetime like 2025-03-01 12:34:56.123456, without a time zone"
         else:
             parsed = pd.to_numeric(values.where(present), errors="coerce")
-            if pa.types.is_integer(typ):
-                parsed = parsed.where(parsed.isna() | (parsed == parsed.round()))
-            expected = "an integer id" if pa.types.is_integer(typ) else "a number"
+            if pa.types.is_integer(typ):  # a whole number within int64
+                parsed = parsed.where(parsed.isna() | ((parsed == parsed.round()) & (parsed.abs() < 2.0**63)))
         bad = present & parsed.isna()
-        if bad.any():
-            row = int(bad.to_numpy().argmax())
-            value = values.iloc[row]
-            hint = " (a quote left open?)" if "\n" in value else ""
-            return DataError(
-                f"{path}: column {col!r}, data row {row + 1} (line {row + 2}): "
-                f"got {value[:80]!r}, expected {expected}{hint}"
-            )
-    return None
+        if bad.any() and (first is None or bad.idxmax() < first[0]):
+            first = int(bad.idxmax()), col
+    return first

@@ -13,9 +13,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
 
 from seqrec.config import CleanConfig, DataConfig
-from seqrec.data.ingest import DataError
+from seqrec.data.ingest import BLOCK_SIZES, INTERACTIONS, DataError, header, unreadable
 
 SHARD_USERS = 65_536
 """Users per parquet partition (`shard=user // SHARD_USERS`)."""
@@ -32,38 +34,32 @@ def connect(memory_limit: str = DataConfig.duckdb_memory) -> duckdb.DuckDBPyConn
     return con
 
 
-def distinct_ids(con: duckdb.DuckDBPyConnection, csv: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct non-null user ids and item ids of the CSV, in one pass over it."""
-    q = f"SELECT list(DISTINCT user_id), list(DISTINCT item_id) FROM {_scan(csv)}"
-    with _named(csv):
-        (users, items), = con.execute(q).fetchall()
-    return np.sort(np.asarray(users, dtype=np.int64)), np.sort(np.asarray(items, dtype=np.int64))
-
-
 @contextmanager
 def _named(csv: Path) -> Iterator[None]:
     """DuckDB's parse errors (they give the line and the value) as DataErrors naming the file."""
     try:
         yield
     except (duckdb.InvalidInputException, duckdb.ConversionException) as err:
-        raise DataError(f"{csv}: {' '.join(str(err).split())[:400]}") from None
+        raise unreadable(csv, str(err)) from None
 
 
 def clean_to_parquet(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_ids: np.ndarray,
-                     cfg: CleanConfig, report: dict, out: Path) -> None:
-    """Clean interactions.csv into `out` (parquet, partitioned by user shard), counting as clean_events does."""
+                     cfg: CleanConfig, report: dict, out: Path, rows: int | None = None) -> None:
+    """Clean interactions.csv into `out` (parquet, partitioned by user shard), counting as clean_events does;
+    `rows`: how many rows seqrec.data.ingest.scan_ids read, which DuckDB must read too."""
     with _named(csv):
-        _clean(con, csv, items, user_ids, cfg, report)
+        _clean(con, csv, items, user_ids, cfg, report, rows)
         out.mkdir(parents=True, exist_ok=True)
         con.execute(f"""COPY (SELECT {COLUMNS}, user // {SHARD_USERS} AS shard FROM cleaned ORDER BY {ORDER})
                         TO '{out}' (FORMAT parquet, PARTITION_BY (shard), OVERWRITE_OR_IGNORE)""")
 
 
 def clean_events(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_ids: np.ndarray,
-                 cfg: CleanConfig, report: dict) -> pd.DataFrame:
-    """clean.clean_events' events and counts, the CSV streamed by DuckDB (only the cleaned events are held)."""
+                 cfg: CleanConfig, report: dict, rows: int | None = None) -> pd.DataFrame:
+    """clean.clean_events' events and counts, the CSV streamed by DuckDB (only the cleaned events are held);
+    `rows` as clean_to_parquet's."""
     with _named(csv):
-        _clean(con, csv, items, user_ids, cfg, report)
+        _clean(con, csv, items, user_ids, cfg, report, rows)
         return _frame(con, "cleaned")
 
 
@@ -92,7 +88,7 @@ def _frame(con: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
 
 
 def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_ids: np.ndarray,
-           cfg: CleanConfig, report: dict) -> None:
+           cfg: CleanConfig, report: dict, rows: int | None) -> None:
     """The view `cleaned` and the report's counts."""
     con.register("items_df", pd.DataFrame({"item": np.arange(1, len(items), dtype=np.int32),
                                            "item_id": items["item_id"].to_numpy(np.int64)[1:],
@@ -119,6 +115,15 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
     keys = ("rows_in", "dropped_missing_ids_or_time", "dropped_missing_duration", "dropped_outside_period",
             "dropped_unknown_user", "dropped_unknown_item_id")
     report.update({k: int(v or 0) for k, v in zip(keys, counts, strict=True)})
+    if rows is not None and report["rows_in"] != rows:  # a value DuckDB refuses that pyarrow accepted
+        try:
+            bad = con.execute("SELECT line, error_message FROM reject_errors WHERE error_type NOT IN "
+                              "('TOO MANY COLUMNS', 'MISSING COLUMNS') ORDER BY line LIMIT 1").fetchone()
+        except duckdb.CatalogException:  # nothing rejected
+            bad = None
+        raise DataError(f"{csv}: DuckDB read {report['rows_in']:,} rows where the hear-me reader read {rows:,}"
+                        + (f"; line {bad[0]}: {' '.join(bad[1].split())[:200]}" if bad else "")
+                        + "; use data.engine=memory")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE kept AS
         SELECT DISTINCT user, ts, item, dur, track, known FROM flagged
@@ -160,8 +165,25 @@ def _not_negative(cfg: CleanConfig) -> str:
     return "dur >= 0" if cfg.negative == "drop" else "true"
 
 
+MAX_LINE = BLOCK_SIZES[-2]
+"""The longest line DuckDB reads: as long as read_csv's second-largest block."""
+DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.timestamp("us"): "TIMESTAMP"}
+
+
 def _scan(csv: Path) -> str:
+    """read_csv over interactions.csv in seqrec.data.ingest.read_csv's dialect: the header's own names (in its order,
+    so columns are found by name), '"' quotes doubled to escape, pyarrow's null markers, nothing sniffed; rows with
+    the wrong number of fields go to DuckDB's rejects table, as read_csv skips them."""
     if not csv.exists():
         raise DataError(f"{csv}: file not found (expected the hear-me file {csv.name})")
-    return (f"read_csv('{csv}', header=true, columns={{'user_id': 'BIGINT', 'item_id': 'BIGINT', "
-            f"'listened_duration': 'DOUBLE', 'listened_datetime': 'TIMESTAMP'}})")
+    columns = ", ".join(f"{_sql(name)}: {_sql(DUCKDB_TYPES[INTERACTIONS[name]] if name in INTERACTIONS else 'VARCHAR')}"
+                        for name in header(csv))
+    nulls = ", ".join(_sql(v) for v in pcsv.ConvertOptions().null_values)
+    return (f"read_csv({_sql(str(csv))}, auto_detect=false, header=true, delim=',', quote='\"', escape='\"', "
+            f"nullstr=[{nulls}], allow_quoted_nulls=false, max_line_size={MAX_LINE}, store_rejects=true, "
+            f"columns={{{columns}}})")
+
+
+def _sql(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

@@ -86,7 +86,7 @@ class Evidence:
     @classmethod
     def build(cls, ds: Dataset, cfg: RankConfig, tables: LogTables) -> Evidence:
         history = decayed_plays(ds, cfg.relisten_half_life_days, cfg.relisten_quality_floor)
-        valid = ds.items["valid"].to_numpy()[ds.events["item"].to_numpy()]
+        valid = ds.usable_events()
         ev = ds.events[valid]
         user, item = ev["user"].to_numpy(np.int64), ev["item"].to_numpy(np.int64)
         age = age_days(ds)[valid]

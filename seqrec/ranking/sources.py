@@ -80,6 +80,8 @@ def _history(b: UserBatch, n: int) -> np.ndarray:
     lo, hi = ev.runs(b.users)
     idx = lo[:, None] + np.arange(n)[None, :]  # (B, n) positions in `ranked`; keys and ranked share user runs
     ok = idx < hi[:, None]
+    if not ok.any():  # no user of the batch has a usable play (and `ranked` may be empty)
+        return np.full(idx.shape, PAD, dtype=np.int64)
     pairs = ev.ranked[np.where(ok, idx, 0)]
     return np.where(ok, ev.keys[pairs] % ev.stride, PAD)
 

@@ -23,7 +23,7 @@ class SeqRecModule(pl.LightningModule):
     """Trains SASRec; hyper-parameters are plain dicts so checkpoints load with weights_only=True."""
 
     def __init__(self, model: dict, train: dict, n_items: int, catalog: str | None = None,
-                 side: dict[str, list[int]] | None = None):
+                 side: dict[str, list[int]] | None = None, config_digest: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model_cfg, self.train_cfg = ModelConfig(**model), TrainConfig(**train)
@@ -32,11 +32,13 @@ class SeqRecModule(pl.LightningModule):
 
     @classmethod
     def create(cls, model: ModelConfig, train: TrainConfig, n_items: int, catalog: str | None = None,
-               side: dict[str, np.ndarray] | None = None) -> SeqRecModule:
+               side: dict[str, np.ndarray] | None = None, config_digest: str | None = None) -> SeqRecModule:
         """`catalog`: Dataset.catalog_id of the data trained on, kept so a run refuses another catalog. `side`: the
-        catalog's side tables (seqrec.models.side.side_tables), read with `model.use_side`."""
+        catalog's side tables (seqrec.models.side.side_tables), read with `model.use_side`. `config_digest`: the
+        run's config.yaml (seqrec.runfolder.config_digest), kept so a checkpoint is only read with its config."""
         side = side if model.use_side else None
-        module = cls(asdict(model), asdict(train), n_items, catalog, side_shapes(side) if side else None)
+        module = cls(asdict(model), asdict(train), n_items, catalog, side_shapes(side) if side else None,
+                     config_digest)
         if side:
             module.net.set_side(side)
         return module
