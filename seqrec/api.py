@@ -58,7 +58,7 @@ class TrainedRun:
         k = k or self.cfg.eval.k
         ds = self.data
         ids = np.asarray(list(user_ids), dtype=np.int64)
-        users = pd.Index(ds.users["user_id"]).get_indexer(ids)
+        users = ds.user_map.index(ids)
         if (users < 0).any():
             raise UserError(f"user_id(s) {ids[users < 0][:5].tolist()} are not in {self.cfg.data.dir}")
         with torch.no_grad():

@@ -6,7 +6,7 @@ import difflib
 import operator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -54,6 +54,26 @@ def setting(default: object, *, ge: float | None = None, gt: float | None = None
     if (ge, gt, le, lt) != (None, None, None, None):
         meta["range"] = Range(ge, gt, le, lt)
     return field(default=default, metadata=meta)
+
+
+def parse_devices(spec: Any) -> int | str | list[int]:
+    """Lightning's `devices` from a setting (train.devices, decode.devices): a count (2), a list of device indices
+    ([0,1], also as the text "[0,1]") or "auto"; ValueError for anything else."""
+    text = str(spec).replace(" ", "")
+    if not isinstance(spec, (str, int)):  # a list, as omegaconf reads [0,1]
+        text = "[" + ",".join(str(d) for d in spec) + "]"
+    try:
+        if text.startswith("[") and text.endswith("]"):
+            found = [int(d) for d in text[1:-1].split(",") if d]
+            if found and min(found) >= 0:
+                return found
+        elif text == "auto":
+            return text
+        elif int(text) >= 1:
+            return int(text)
+    except ValueError:
+        pass
+    raise ValueError(f"must be a count >= 1, a list like [0,1] or auto, got {spec!r}")
 
 
 class Section:
@@ -309,8 +329,8 @@ class TrainConfig(Section):
     """Sampled negatives follow play count ** neg_alpha (0: uniform)."""
     accelerator: str = setting("auto", command=True)
     """Lightning accelerator: auto, cpu, gpu."""
-    devices: str = setting("1", command=True)
-    """Lightning devices: a count, a list like [0,1], or auto."""
+    devices: Any = setting("1", command=True)
+    """Lightning devices: a count, a list like [0,1], or auto (seqrec.config.parse_devices)."""
     num_nodes: int = setting(1, ge=1, command=True)
     """Machines for multi-node training."""
     precision: str | None = setting(None, command=True)
@@ -348,6 +368,10 @@ class TrainConfig(Section):
             raise ValueError(f"train.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.loss not in ("full", "sampled"):
             raise ValueError(f"train.loss must be full or sampled, got {self.loss!r}")
+        try:
+            parse_devices(self.devices)
+        except ValueError as err:
+            raise ValueError(f"train.devices {err}") from None
 
 
 @dataclass
@@ -367,10 +391,10 @@ class DecodeConfig(Section):
     workers: int = setting(1, ge=1, le=1024, command=True)
     """Processes decoding shards in parallel on CPU (forked: each holds its own shard's evidence). 1: in this
     process."""
-    devices: int = setting(1, ge=1, command=True)
+    devices: Any = setting("1", command=True)
     """predict.py: processes (GPUs, or CPU processes with decode.device=cpu) decoding shards under Lightning's
-    predict with DDP; above 1, or with decode.num_nodes above 1, the lists are gathered through
-    RUN/predict_shards."""
+    predict with DDP, as train.devices reads them (a count, a list like [0,1], or auto); beyond one device, or
+    with decode.num_nodes above 1, the lists are gathered through RUN/predict_shards."""
     num_nodes: int = setting(1, ge=1, command=True)
     """predict.py: nodes decoding under DDP (launched as for training; RUN must be a shared folder)."""
     device: str = setting("auto", command=True)
@@ -380,6 +404,15 @@ class DecodeConfig(Section):
     def check(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"decode.device must be auto, cpu or cuda, got {self.device!r}")
+        try:
+            parse_devices(self.devices)
+        except ValueError as err:
+            raise ValueError(f"decode.devices {err}") from None
+
+    @property
+    def distributed(self) -> bool:
+        """Whether predict.py decodes under Lightning's DDP: more than one device or node."""
+        return parse_devices(self.devices) not in (1, [0]) or self.num_nodes > 1
 
 
 @dataclass
@@ -510,7 +543,7 @@ class RunConfig(Section):
     prefix: ClassVar[str] = "run."
 
     dir: str = "runs/default"
-    """The run folder: checkpoints/, tb/ (TensorBoard), reports/, config.yaml."""
+    """The run folder: checkpoints/, tb/ (TensorBoard), reports/, ids/, config.yaml, state.json."""
 
     @property
     def checkpoints(self) -> Path:
@@ -521,6 +554,16 @@ class RunConfig(Section):
     def refit_ckpt(self) -> Path:
         """The network refitted on the whole log (train.refit) with best.ckpt's ranking stage."""
         return self.checkpoints / "refit.ckpt"
+
+    @property
+    def item_ids(self) -> Path:
+        """The catalogue's item ids by index (seqrec.data.ids.IdMap), written when training starts."""
+        return Path(self.dir) / "ids" / "items.npy"
+
+    @property
+    def user_ids(self) -> Path:
+        """The log's user ids by index."""
+        return Path(self.dir) / "ids" / "users.npy"
 
     @property
     def best_ckpt(self) -> Path:

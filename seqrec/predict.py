@@ -46,7 +46,7 @@ def predict(cfg: Config) -> dict[str, float] | None:
         k = cfg.eval.k
         ds.check_list_length(k, "eval.k")
         n, d = cfg.rerank.candidates * k if cfg.rerank.enabled else k, cfg.decode
-        if run is not None and d.devices * d.num_nodes > 1:  # Lightning's predict under DDP
+        if run is not None and d.distributed:  # Lightning's predict under DDP
             recs = decode_ddp(run.net, run.shard_topk(ds, n), ds.test_users, d, Path(cfg.run.dir) / "predict_shards")
             if recs is None:
                 return None  # another process of the DDP run: the first one writes the submission

@@ -14,7 +14,8 @@ import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from seqrec.config import DecodeConfig
+from seqrec.config import DecodeConfig, parse_devices
+from seqrec.errors import UserError
 from seqrec.inference.shards import split_users
 from seqrec.models.sasrec import SASRec
 
@@ -49,16 +50,16 @@ def decode_ddp(net: SASRec, decode: Callable[[np.ndarray], np.ndarray], users: n
                folder: Path) -> np.ndarray | None:
     """(n, k) lists of `users` decoded shard by shard on decode.devices processes x decode.num_nodes nodes;
     `folder` must be shared by the nodes. Returns the lists on the first process, None on the others."""
-    world = cfg.devices * cfg.num_nodes
+    trainer = pl.Trainer(accelerator="cpu" if cfg.device == "cpu" else "auto", devices=parse_devices(cfg.devices),
+                         num_nodes=cfg.num_nodes, strategy="ddp" if cfg.distributed else "auto", logger=False,
+                         enable_checkpointing=False, enable_model_summary=False, callbacks=[ShardWriter(folder)])
+    world = trainer.world_size
     if len(users) < world:
-        raise ValueError(f"{len(users)} users for {world} decoding processes: use fewer decode.devices")
+        raise UserError(f"{len(users)} users for {world} decoding processes: use fewer decode.devices")
     size = min(cfg.shard_users, -(-len(users) // world))  # every process gets at least one shard
     shards = [{"shard": i, "users": torch.from_numpy(np.ascontiguousarray(s))}
               for i, s in enumerate(split_users(users, size))]
     folder.mkdir(parents=True, exist_ok=True)
-    trainer = pl.Trainer(accelerator="cpu" if cfg.device == "cpu" else "auto", devices=cfg.devices,
-                         num_nodes=cfg.num_nodes, strategy="ddp" if world > 1 else "auto", logger=False,
-                         enable_checkpointing=False, enable_model_summary=False, callbacks=[ShardWriter(folder)])
     trainer.predict(ShardDecoding(net, decode), DataLoader(shards, batch_size=None), return_predictions=False)
     trainer.strategy.barrier()
     if not trainer.is_global_zero:

@@ -21,6 +21,7 @@ from seqrec import runfolder
 from seqrec.baselines import make_baseline
 from seqrec.config import Config, command_may_change, saved_model, upgrade_saved
 from seqrec.data.dataset import Dataset
+from seqrec.data.ids import IdMap
 from seqrec.data.sequences import build_sequences
 from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder, make_decoder
@@ -93,6 +94,12 @@ class Run:
             raise RunError(f"{ckpt}: cannot load the trained model ({type(e).__name__}: {e}); retrain with "
                            f"`python train.py run.dir={cfg.run.dir}`") from e
         return cls(merged, net.eval().to(decode_device(merged)), ranker, hp.get("catalog"), ckpt)
+
+    @property
+    def item_map(self) -> IdMap | None:
+        """The catalogue's ids as the run was trained on them (None for a run saved before runs kept them)."""
+        path = self.cfg.run.item_ids
+        return IdMap.load(path) if path.exists() else None
 
     def check_catalog(self, ds: Dataset) -> None:
         """Refuse a data set whose catalog is not the one the run was trained on."""

@@ -101,12 +101,11 @@ def cooccurrence_neighbours(sim: sp.csr_matrix, items: np.ndarray, k: int,
 
 def item_index(ds: Dataset, item_id: int, folder: str) -> int:
     """Internal index of an item_id, or a SimilarError naming the id and the data folder."""
-    ids = ds.items["item_id"].to_numpy()
-    hit = np.flatnonzero(ids == item_id)
-    if item_id == ids[PAD] or not hit.size:
+    hit = int(ds.item_map.index(item_id)[0])
+    if hit < 0:
         raise SimilarError(f"item_id {item_id} is not a track of {folder} (neither in item_metadata.csv nor in "
                            f"interactions.csv)")
-    return int(hit[0])
+    return hit
 
 
 def load_run(cfg: Config) -> Run:

@@ -14,7 +14,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqrec import report, runfolder
 from seqrec.cli import Command
-from seqrec.config import Config, load_config, to_yaml
+from seqrec.config import Config, load_config, parse_devices, to_yaml
 from seqrec.data.dataset import Dataset
 from seqrec.data.split import Split
 from seqrec.errors import UserError
@@ -67,13 +67,6 @@ class EpochSeed(Callback):
                            verbose=False)
 
 
-def _devices(spec: str) -> int | str | list[int]:
-    spec = str(spec).strip()
-    if spec.startswith("["):
-        return [int(d) for d in spec.strip("[]").split(",") if d.strip()]
-    return int(spec) if spec.isdigit() else spec
-
-
 def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: Sequence[Callback] = ()) -> pl.Trainer:
     """Lightning trainer: bf16-mixed on GPU, fp32 on CPU; best-by-val/score and last checkpoints. With
     `refit_epochs`: that many epochs on the whole log, no validation and no checkpoint callbacks."""
@@ -95,7 +88,7 @@ def build_trainer(cfg: Config, refit_epochs: int | None = None, extra: Sequence[
                                              "enable_checkpointing": False}
     return pl.Trainer(
         accelerator=t.accelerator,
-        devices=_devices(t.devices),
+        devices=parse_devices(t.devices),
         num_nodes=t.num_nodes,
         precision=precision,
         max_epochs=t.max_epochs if refit_epochs is None else refit_epochs,
@@ -127,6 +120,8 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
             dm = SeqDataModule(split, cfg)
             config_yaml = to_yaml(cfg)
             write_atomic(Path(cfg.run.dir) / "config.yaml", config_yaml)
+            ds.item_map.save(cfg.run.item_ids)  # the run's ids, known without cleaning the log again
+            ds.user_map.save(cfg.run.user_ids)
             module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables(),
                                          runfolder.config_digest(config_yaml))
             stage = RankingStage(split, dm.feats, cfg)

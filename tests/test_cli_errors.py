@@ -114,3 +114,73 @@ def test_synth_answers_help_and_a_bad_flag_in_its_own_words(tmp_path):
     bad = synth("--out", str(tmp_path / "x"), "--users", "many")
     assert bad.returncode == 2 and "error: argument --users: invalid int value: 'many'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+MISTAKES = [  # (command, argv, what the one error line must say); {tmp}: a scratch folder, {data}/{run}: tiny ones
+    ("train", ["train.max_epochs=0"], "train.max_epochs=0 is out of range: it must be >= 1"),
+    ("train", ["train.max_epochs=-1"], "train.max_epochs=-1 is out of range"),
+    ("train", ["train.batch_size=0"], "train.batch_size=0 is out of range"),
+    ("train", ["train.lr=nan"], "train.lr=nan is out of range"),
+    ("train", ["train.lr=inf"], "train.lr=inf is out of range"),
+    ("train", ["train.lr=-1"], "train.lr=-1.0 is out of range"),
+    ("train", ["model.dropout=1.5"], "model.dropout=1.5 is out of range: it must be >= 0 and < 1"),
+    ("train", ["model.d_model=65"], "model.d_model (65) must be divisible by model.n_heads (2)"),
+    ("train", ["model=nope"], "model.name (model=) must be one of sasrec, popular"),
+    ("train", ["train.devices=abc"], "train.devices must be a count >= 1, a list like [0,1] or auto"),
+    ("train", ["train.objective=guess"], "train.objective must be one of next, window"),
+    ("train", ["train.loss=approx"], "train.loss must be full or sampled"),
+    ("train", ["preset=nope"], "preset 'nope' not found"),
+    ("train", ["run.dir={tmp}/file"], "run.dir={tmp}/file is a file, not a folder"),
+    ("train", ["data.dir={tmp}/file"], "{tmp}/file: data folder not found"),
+    ("train", ["seed=-1"], "seed=-1 is out of range"),
+    ("train", ["train.weight_mode=heavy"], "train.weight_mode must be one of quarter"),
+    ("train", ["model.max_len=0"], "model.max_len=0 is out of range"),
+    ("train", ["rank.trees=0"], "rank.trees=0 is out of range"),
+    ("train", ["rank.model=forest"], "rank.model must be gbdt or by_feature"),
+    ("train", ["train.max_epochs"], "'train.max_epochs' is not key=value"),
+    ("train", ["ckpt=last", "run.dir={tmp}/fresh"], "ckpt=last: {tmp}/fresh/checkpoints/last.ckpt does not exist"),
+    ("predict", ["eval.k=0"], "eval.k=0 is out of range"),
+    ("predict", ["eval.k=-1"], "eval.k=-1 is out of range"),
+    ("predict", ["eval.k=1000000000"], "eval.k=1000000000 is out of range: it must be >= 1 and <= 100,000"),
+    ("predict", ["decode.workers=0"], "decode.workers=0 is out of range"),
+    ("predict", ["decode.batch_users=0"], "decode.batch_users=0 is out of range"),
+    ("predict", ["decode.devices=0"], "decode.devices must be a count >= 1"),
+    ("predict", ["decode.device=tpu"], "decode.device must be auto, cpu or cuda"),
+    ("predict", ["model=nope"], "model.name (model=) must be one of"),
+    ("predict", ["run.dir={tmp}/none", "data.dir={data}"], "{tmp}/none/config.yaml not found"),
+    ("predict", ["run.dir={run}", "ckpt=x.ckpt"], "ckpt=x.ckpt: a trained run decodes with ckpt=best or ckpt=last"),
+    ("predict", ["run.dir={run}", "model.d_model=32"], "was trained with model.d_model=16 (given: 32)"),
+    ("predict", ["data.dir={data}", "model=popular", "eval.k=100000", "submission={tmp}/s.csv"],
+     "eval.k=100000: the catalogue has only"),
+    ("evaluate", ["split.window_days=0"], "split.window_days=0 is out of range"),
+    ("evaluate", ["split.mode=random"], "split.mode must be 'temporal' or 'future'"),
+    ("evaluate", ["metric.fraction=max"], "metric.fraction must be one of"),
+    ("evaluate", ["eval.cutoffs=[0]"], "eval.cutoffs must be in 1..eval.k (50), got [0]"),
+    ("evaluate", ["split.max_users=0"], "split.max_users=0 is out of range"),
+    ("evaluate", ["clean.max_duration_ratio=0.5"], "clean.max_duration_ratio=0.5 is out of range"),
+    ("similar", ["k=0"], "similar.k=0 is out of range"),
+    ("similar", ["k=1000000000"], "similar.k=1000000000 is out of range"),
+    ("similar", ["item_id=abc"], "similar.item_id: Value 'abc'"),
+    ("similar", ["similar.method=magic"], "similar.method must be embedding or cooccurrence"),
+    ("similar", ["item_id=1", "data.dir={data}", "run.dir={run}"], "item_id 1 is not a track of"),
+    ("similar", ["data.dir={data}", "run.dir={run}"], "no query track: give item_id=ID"),
+    ("serve", ["port=70000"], "serve.port=70000 is out of range"),
+    ("serve", ["serve.k=0"], "serve.k=0 is out of range"),
+    ("serve", ["serve.max_body_bytes=10"], "serve.max_body_bytes=10 is out of range"),
+    ("report", ["run.dir={tmp}/none"], "{tmp}/none/reports not found"),
+]
+
+
+def test_forty_command_line_mistakes_are_one_line_each(tiny_synth, tiny_run, tmp_path, capsys):
+    assert len(MISTAKES) >= 40
+    (tmp_path / "file").write_text("x")
+    for name, argv, named in MISTAKES:
+        module = COMMANDS[name]
+        args = [a.format(tmp=tmp_path, data=tiny_synth, run=tiny_run) for a in argv]
+        code = cli.run(module.COMMAND, module.main, args)
+        err = capsys.readouterr().err
+        assert code == 2, (name, args, err)
+        expected = named.format(tmp=tmp_path, data=tiny_synth, run=tiny_run)
+        assert err.startswith("error: ") and expected in err, (name, args, err)
+        assert "Traceback" not in err and err.count("\n") == 1, (name, args, err)
+    assert not (tmp_path / "s.csv").exists()

@@ -8,7 +8,7 @@ from dataclasses import fields, is_dataclass
 import pytest
 
 from seqrec.baselines import BASELINES
-from seqrec.config import MODELS, Config, Range, command_may_change, load_config
+from seqrec.config import MODELS, Config, Range, command_may_change, load_config, parse_devices
 from seqrec.errors import UserError
 
 NOT_RANGED = {"similar.item_id", "eval.cutoffs"}
@@ -79,3 +79,13 @@ def test_an_unknown_model_is_refused_and_the_known_ones_are_the_baselines():
 ])
 def test_what_a_command_may_change_about_a_run_is_declared_on_the_field(key, may):
     assert command_may_change(key) is may
+
+
+def test_device_settings_are_one_type_read_one_way():
+    for key in ("train.devices", "decode.devices"):
+        for good, parsed in (("2", 2), ("[0,1]", [0, 1]), ("auto", "auto")):
+            assert parse_devices(getattr(load_config([f"{key}={good}"]), key.split(".")[0]).devices) == parsed
+        for bad in ("0", "-1", "abc", "[]", "[-1]"):
+            with pytest.raises(UserError, match=rf"{key} must be a count >= 1, a list like \[0,1\] or auto"):
+                load_config([f"{key}={bad}"])
+    assert not load_config([]).decode.distributed and load_config(["decode.devices=2"]).decode.distributed

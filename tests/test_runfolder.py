@@ -87,3 +87,11 @@ def test_a_run_dir_that_is_a_file_is_one_line(tmp_path, tiny_synth, capsys):
         assert cli.run(command.COMMAND, command.main, [f"data.dir={tiny_synth}", f"run.dir={tmp_path / 'file'}"]) == 2
         assert capsys.readouterr().err == f"error: run.dir={tmp_path / 'file'} is a file, not a folder; choose " \
                                           "another run.dir\n"
+
+
+def test_a_run_keeps_its_id_maps(run_copy, tiny_synth):
+    from seqrec.data.dataset import load_dataset
+
+    run = Run.load(load_config([f"run.dir={run_copy}"]))
+    ds = load_dataset(run.cfg.data, run.cfg.clean)
+    assert run.item_map is not None and (run.item_map.ids == ds.item_map.ids).all() and run.item_map.first == 1

@@ -430,3 +430,52 @@ def test_concurrent_posts_are_stored_exactly_once_across_a_kill_9(run_dir, tmp_p
     assert len(posted) == len(set(posted))  # nothing twice
     assert {d for _, d in acked} <= set(posted)  # every acknowledged event kept
     assert len({s for s, _ in acked}) == len(acked)
+
+
+def _malformed_requests() -> list[tuple[str, str, object]]:
+    """(method, path, JSON body or raw bytes) the service must answer with a 4xx, never a 5xx, storing nothing."""
+    good = {"user_id": 7, "item_id": 300, "listened_duration": 100, "listened_datetime": "2025-09-01 10:00:00"}
+    bad_values = {
+        "user_id": ["7", "x", 7.5, None, [], {}, True, 2**63, -(2**63) - 1, 1e20, "NaN", ""],
+        "item_id": ["x", 300.5, None, [], {}, 2**64, "", "Infinity"],
+        "listened_duration": ["x", None, -1, "-1", [], {}, "NaN", "Infinity", "1e400", ""],
+        "listened_datetime": ["", "x", None, 0, 1.5, [], "2025-13-01 10:00:00", "2025-09-01 25:00:00",
+                              "2025-09-01T10:00:00Z", "2025-09-01 10:00:00+02:00", "1999-01-01 00:00:00",
+                              "9999-12-31 23:59:59", "2025-02-29 10:00:00"],
+    }
+    out: list[tuple[str, str, object]] = []
+    for field, values in bad_values.items():
+        out += [("POST", "/events", {**good, field: v}) for v in values]
+        out.append(("POST", "/events", {k: v for k, v in good.items() if k != field}))
+    out += [("POST", "/events", raw) for raw in (b"", b"{", b"null", b"[]", b"42", b'"text"', b"\xff\xfe",
+                                                  b'{"user_id": 7}' * 2, b"[" * 10_000, b'{"a":' * 5_000)]
+    out += [("POST", "/events", [good]), ("POST", "/events", {**good, "item_id": 10**30})]
+    out += [("POST", "/events", b'{"user_id": 7, "item_id": 300, "listened_duration": %s, '
+                                b'"listened_datetime": "2025-09-01 10:00:00"}' % v)
+            for v in (b"NaN", b"Infinity", b"1e999")]
+    out += [("POST", "/events", b'{"user_id": 1, "item_id": 1, "listened_duration": ' + b"9" * 20_000 + b"}")]
+    for path in ("/recommendations/{}", "/similar/{}", "/users/{}/history"):
+        out += [("GET", path.format(v), None) for v in ("x", "7.5", "1e3", str(2**63), str(-(2**63) - 1), "%00",
+                                                          "..", "-", "0x10")]
+    for query in ("k=0", "k=-1", "k=201", "k=1.5", "k=", "k=nan", f"k={2**70}", "k=1e2"):
+        out += [("GET", f"/recommendations/7?{query}", None), ("GET", f"/similar/300?{query}", None)]
+    for query in ("limit=0", "limit=-5", "limit=1001", "limit=x", f"limit={2**70}"):
+        out.append(("GET", f"/users/7/history?{query}", None))
+    out += [("GET", "/events", None), ("DELETE", "/events", None), ("PUT", "/recommendations/7", None),
+            ("GET", "/nothing", None), ("POST", "/health", None), ("GET", "/recommendations/", None)]
+    return out
+
+
+MALFORMED = _malformed_requests()
+
+
+def test_a_hundred_malformed_requests_get_4xx_and_store_nothing(fresh):
+    assert len(MALFORMED) >= 100
+    for method, path, body in MALFORMED:
+        if isinstance(body, bytes):
+            r = fresh.request(method, path, content=body, headers={"content-type": "application/json"})
+        else:
+            r = fresh.request(method, path, json=body) if body is not None else fresh.request(method, path)
+        assert 400 <= r.status_code < 500, (method, path, str(body)[:80], r.status_code, r.text[:200])
+        assert isinstance(r.json()["detail"], (str, list)), (method, path)
+    assert fresh.app.state.store.since(0) == [] and fresh.get("/health").json()["posted_events"] == 0

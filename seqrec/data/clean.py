@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from seqrec import PAD
 from seqrec.config import CleanConfig
+from seqrec.data.rules import RULES, Rows, Rule
 
 
 def column(table: pa.Table, name: str, fill: object = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -24,6 +25,19 @@ def column(table: pa.Table, name: str, fill: object = 0) -> tuple[np.ndarray, np
 def index_of(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Position of each value in the unique `keys`, -1 where absent (a hash lookup: `values` is the log)."""
     return pd.Index(keys).get_indexer(values).astype(np.int32)
+
+
+def _apply(rule: Rule, rows: Rows, keep: np.ndarray, cfg: CleanConfig, report: dict) -> np.ndarray:
+    """Count the kept rows `rule` flags; drop them, or fix them (negative: zeroed, overlong: clipped)."""
+    flagged = rule.flags(rows, cfg) & keep
+    report[rule.key(cfg)] = int(flagged.sum())
+    if rule.drops(cfg):
+        return keep & ~flagged
+    if rule.name == "negative":
+        rows.dur = np.where(flagged, 0.0, rows.dur)
+    elif rule.name == "overlong":
+        rows.dur = np.where(flagged, rows.track, rows.dur)
+    return keep
 
 
 def build_items(meta: pa.Table, log_item_ids: np.ndarray, report: dict) -> pd.DataFrame:
@@ -80,30 +94,18 @@ def clean_events(
     iid, i_null = column(table, "item_id")
     ts, t_null = column(table, "listened_datetime")
     dur, d_null = column(table, "listened_duration", fill=0.0)
-    keep = ~(u_null | i_null | t_null)
-    report["dropped_missing_ids_or_time"] = int(n - keep.sum())
-    report["dropped_missing_duration"] = int((d_null & keep).sum())
-    keep &= ~d_null
+    rows = Rows(u_null, i_null, t_null, d_null, ts.astype("datetime64[us]", copy=False), dur,
+                index_of(user_ids, uid), index_of(items["item_id"].to_numpy(np.int64)[1:], iid) + 1,  # row 0: PAD
+                np.zeros(0))
+    del uid, iid  # a log-sized array each: free before sorting
+    keep = np.ones(n, dtype=bool)
+    for rule in RULES:
+        if rule.before_dedup:
+            keep = _apply(rule, rows, keep, cfg, report)
 
-    ts = ts.astype("datetime64[us]", copy=False)
-    outside = np.zeros(n, dtype=bool)
-    if cfg.start is not None:
-        outside |= ts < np.datetime64(cfg.start, "us")
-    if cfg.end is not None:
-        outside |= ts >= np.datetime64(cfg.end, "us")
-    report["dropped_outside_period"] = int((outside & keep).sum())
-    keep &= ~outside
-
-    user = index_of(user_ids, uid)
-    report["dropped_unknown_user"] = int((keep & (user < 0)).sum())
-    keep &= user >= 0
-    item = index_of(items["item_id"].to_numpy(np.int64)[1:], iid) + 1  # row 0 is PAD
-    report["dropped_unknown_item_id"] = int((keep & (item == PAD)).sum())
-    keep &= item != PAD
-    del uid, iid, u_null, i_null, t_null, d_null, outside  # a log-sized array each: free before sorting
-
-    user, item, ts, dur = user[keep], item[keep], ts[keep], dur[keep]
-
+    keep_rows = np.flatnonzero(keep)
+    user, item, ts, dur = rows.user[keep_rows], rows.item[keep_rows], rows.ts[keep_rows], rows.dur[keep_rows]
+    del rows, keep_rows
     # Sorting by every column puts exact duplicates next to each other. Arrow's stable multi-key sort gives
     # the same order as np.lexsort((dur, item, ts, user)), several times faster.
     keys = pa.table({"user": user, "ts": ts, "item": item, "dur": dur})
@@ -116,25 +118,14 @@ def clean_events(
     report["dropped_exact_duplicates"] = int(dup.sum())
     keep = ~dup
 
-    huge = ~(np.abs(dur) <= cfg.max_listen_hours * 3600)  # NaN and inf included
-    report["dropped_nonfinite_or_over_max_listen"] = int((huge & keep).sum())
-    keep &= ~huge
-
-    neg = dur < 0
-    report[f"negative_duration_{'dropped' if cfg.negative == 'drop' else 'zeroed'}"] = int((neg & keep).sum())
-    if cfg.negative == "drop":
-        keep &= ~neg
-    else:
-        dur = np.where(neg, 0.0, dur)
-
     track = items["track_duration"].to_numpy(np.float64)[item]
     known = items["known"].to_numpy()[item]
-    over = dur > cfg.max_duration_ratio * track  # NaN duration compares False: unknown tracks are not judged
-    report[f"overlong_{'clipped' if cfg.overlong == 'clip' else 'dropped'}"] = int((over & keep).sum())
-    if cfg.overlong == "drop":
-        keep &= ~over
-    else:
-        dur = np.where(over, track, dur)
+    none = np.zeros(len(user), dtype=bool)
+    rows = Rows(none, none, none, none, ts, dur, user, item, track)
+    for rule in RULES:
+        if not rule.before_dedup:
+            keep = _apply(rule, rows, keep, cfg, report)
+    dur = rows.dur
 
     report["events_on_items_without_metadata"] = int((~known & keep).sum())
     report["items_without_metadata_in_log"] = int(len(np.unique(item[~known & keep])))

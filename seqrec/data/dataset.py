@@ -19,6 +19,7 @@ import pyarrow as pa
 from seqrec.config import CleanConfig, DataConfig
 from seqrec.data import outofcore
 from seqrec.data.clean import build_items, build_users, clean_events, column
+from seqrec.data.ids import IdMap
 from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir, scan_ids
 from seqrec.io import pid_alive
 
@@ -62,6 +63,16 @@ class Dataset:
         """A fingerprint of the catalog (its item ids in index order): a trained run decodes only the catalog it
         learned."""
         return hashlib.sha1(self.items["item_id"].to_numpy(np.int64).tobytes()).hexdigest()[:16]
+
+    @property
+    def item_map(self) -> IdMap:
+        """item index <-> item_id (index 0 is PAD)."""
+        return IdMap.of(self.items["item_id"].to_numpy(np.int64), first=1)
+
+    @property
+    def user_map(self) -> IdMap:
+        """user index <-> user_id."""
+        return IdMap.of(self.users["user_id"].to_numpy(np.int64))
 
     def check_list_length(self, k: int, key: str) -> None:
         """Refuse lists of `k` distinct tracks (setting `key`) from a catalogue with fewer recommendable ones."""
@@ -128,8 +139,8 @@ def check_plausible(ds: Dataset, data: DataConfig) -> None:
     if users and without / users > data.max_test_users_without_history:
         raise DataError(f"{folder / 'test.csv'}: {without:,} of {users:,} test users ({without / users:.0%}) have no "
                         f"usable history in interactions.csv (above data.max_test_users_without_history="
-                        f"{data.max_test_users_without_history}): are user_id and item_id swapped, test.csv from another "
-                        "export, or their tracks without a valid track_duration?")
+                        f"{data.max_test_users_without_history}): are user_id and item_id swapped, test.csv from "
+                        "another export, or their tracks without a valid track_duration?")
 
 
 def cache_dir(data: DataConfig, clean: CleanConfig) -> Path:

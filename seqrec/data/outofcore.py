@@ -1,7 +1,6 @@
-"""The cleaning rules of clean.py run by DuckDB over the interactions CSV, for logs larger than memory: the same
-rules, in the same order, with the same counts, written as a parquet dataset in user shards.
-
-Hand-written SQL because the rules are ours; DuckDB streams the CSV and spills to disk under its memory limit.
+"""The cleaning rules (seqrec.data.rules, each written once with its SQL) run by DuckDB over the interactions CSV,
+for logs larger than memory: the same rules, in the same order, with the same counts, written as a parquet dataset
+in user shards. DuckDB streams the CSV and spills to disk under its memory limit.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import pyarrow.csv as pcsv
 
 from seqrec.config import CleanConfig, DataConfig
 from seqrec.data.ingest import BLOCK_SIZES, INTERACTIONS, DataError, header, unreadable
+from seqrec.data.rules import RULES, Rule
 
 SHARD_USERS = 65_536
 """Users per parquet partition (`shard=user // SHARD_USERS`)."""
@@ -95,26 +95,15 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
                                            "track": items["track_duration"].to_numpy(np.float64)[1:],
                                            "known": items["known"].to_numpy()[1:]}))
     con.register("users_df", pd.DataFrame({"user": np.arange(len(user_ids), dtype=np.int32), "user_id": user_ids}))
-    start = f"TIMESTAMP '{cfg.start}'" if cfg.start is not None else "NULL"
-    end = f"TIMESTAMP '{cfg.end}'" if cfg.end is not None else "NULL"
-    max_s = cfg.max_listen_hours * 3600
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW flagged AS
-        SELECT r.*, u.user, i.item, i.track, i.known,
-               (r.user_id IS NULL OR r.item_id IS NULL OR r.ts IS NULL) AS no_key,
-               r.dur IS NULL AS no_dur,
-               (coalesce(r.ts < {start}, false) OR coalesce(r.ts >= {end}, false)) AS outside
+        SELECT r.*, u.user, i.item, i.track, i.known
         FROM (SELECT user_id, item_id, listened_duration AS dur, listened_datetime AS ts FROM {_scan(csv)}) r
         LEFT JOIN users_df u USING (user_id) LEFT JOIN items_df i USING (item_id)""")
-    counts = con.execute("""
-        SELECT count(*), sum(no_key::INT), sum((NOT no_key AND no_dur)::INT),
-               sum((NOT no_key AND NOT no_dur AND outside)::INT),
-               sum((NOT no_key AND NOT no_dur AND NOT outside AND user IS NULL)::INT),
-               sum((NOT no_key AND NOT no_dur AND NOT outside AND user IS NOT NULL AND item IS NULL)::INT)
-        FROM flagged""").fetchone()
-    keys = ("rows_in", "dropped_missing_ids_or_time", "dropped_missing_duration", "dropped_outside_period",
-            "dropped_unknown_user", "dropped_unknown_item_id")
-    report.update({k: int(v or 0) for k, v in zip(keys, counts, strict=True)})
+    before = [r for r in RULES if r.before_dedup]
+    after = [r for r in RULES if not r.before_dedup]
+    report["rows_in"] = 0  # first in the report, as clean_events writes it
+    report["rows_in"] = _count(con, "flagged", before, cfg, report)
     if rows is not None and report["rows_in"] != rows:  # a value DuckDB refuses that pyarrow accepted
         try:
             bad = con.execute("SELECT line, error_message FROM reject_errors WHERE error_type NOT IN "
@@ -124,30 +113,19 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
         raise DataError(f"{csv}: DuckDB read {report['rows_in']:,} rows where the hear-me reader read {rows:,}"
                         + (f"; line {bad[0]}: {' '.join(bad[1].split())[:200]}" if bad else "")
                         + "; use data.engine=memory")
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE kept AS
-        SELECT DISTINCT user, ts, item, dur, track, known FROM flagged
-        WHERE NOT no_key AND NOT no_dur AND NOT outside AND user IS NOT NULL AND item IS NOT NULL""")
+        SELECT DISTINCT user, ts, item, dur, track, known FROM flagged WHERE NOT ({_any(before, cfg)})""")
     distinct = con.execute("SELECT count(*) FROM kept").fetchone()[0]
-    report["dropped_exact_duplicates"] = int(report["rows_in"] - sum(report[k] for k in keys[1:]) - distinct)
-    negative = "dropped" if cfg.negative == "drop" else "zeroed"
-    overlong = "clipped" if cfg.overlong == "clip" else "dropped"
-    row = con.execute(f"""
-        SELECT sum((NOT abs(dur) <= {max_s})::INT),
-               sum((abs(dur) <= {max_s} AND dur < 0)::INT),
-               sum((abs(dur) <= {max_s} AND {_not_negative(cfg)} AND {_d(cfg)} > {cfg.max_duration_ratio} * track)::INT)
-        FROM kept""").fetchone()
-    report["dropped_nonfinite_or_over_max_listen"] = int(row[0] or 0)
-    report[f"negative_duration_{negative}"] = int(row[1] or 0)
-    report[f"overlong_{overlong}"] = int(row[2] or 0)
-    over = f"({_d(cfg)} > {cfg.max_duration_ratio} * track)"
-    keep = f"abs(dur) <= {max_s} AND {_not_negative(cfg)}" + (f" AND NOT coalesce({over}, false)"
-                                                             if cfg.overlong == "drop" else "")
-    duration = f"CASE WHEN coalesce({over}, false) THEN track ELSE {_d(cfg)} END"
+    report["dropped_exact_duplicates"] = int(report["rows_in"] - sum(report[r.key(cfg)] for r in before) - distinct)
+    _count(con, "kept", after, cfg, report)
+    dropped = [r for r in after if r.drops(cfg)]
+    over = next(r for r in after if r.name == "overlong").sql(cfg)
+    duration = f"CASE WHEN {over} THEN track ELSE {_d(cfg)} END"  # negative zeroed and overlong clipped unless dropped
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW cleaned AS
         SELECT user, item, ts, ({duration})::FLOAT AS duration, (({duration}) / track)::FLOAT AS frac, known
-        FROM kept WHERE {keep}""")
+        FROM kept WHERE NOT ({_any(dropped, cfg)})""")
     row = con.execute("""SELECT count(*), sum((NOT known)::INT), count(DISTINCT CASE WHEN NOT known THEN item END),
                                 sum((duration = 0)::INT) FROM cleaned""").fetchone()
     report["events_on_items_without_metadata"] = int(row[1] or 0)
@@ -156,13 +134,24 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
     report["rows_out"] = int(row[0])
 
 
+def _count(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], cfg: CleanConfig, report: dict) -> int:
+    """Each rule's count of the rows no earlier rule of `rules` flagged, in one pass over `table`; returns its
+    rows."""
+    n, *counts = con.execute("SELECT count(*), " + ", ".join(
+        f"sum((NOT ({_any(rules[:i], cfg)}) AND {r.sql(cfg)})::INT)" for i, r in enumerate(rules))
+        + f" FROM {table}").fetchone()
+    report.update({r.key(cfg): int(c or 0) for r, c in zip(rules, counts, strict=True)})
+    return int(n)
+
+
+def _any(rules: list[Rule], cfg: CleanConfig) -> str:
+    """A SQL predicate: one of the (dropping) `rules` flags the row."""
+    return " OR ".join(f"({r.sql(cfg)})" for r in rules) or "false"
+
+
 def _d(cfg: CleanConfig) -> str:
-    """The duration after the negative rule (zeroed when it zeroes)."""
+    """The duration after the negative rule (zeroed when it zeroes), as the overlong rule reads it."""
     return "dur" if cfg.negative == "drop" else "greatest(dur, 0)"
-
-
-def _not_negative(cfg: CleanConfig) -> str:
-    return "dur >= 0" if cfg.negative == "drop" else "true"
 
 
 MAX_LINE = BLOCK_SIZES[-2]

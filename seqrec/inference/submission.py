@@ -18,8 +18,8 @@ def to_frame(ds: Dataset, users: np.ndarray, recs: np.ndarray) -> pd.DataFrame:
     n, k = recs.shape
     return pd.DataFrame({
         "id": np.arange(n * k),
-        "user_id": np.repeat(ds.users["user_id"].to_numpy()[users], k),
-        "item_id": ds.items["item_id"].to_numpy()[recs.ravel()],
+        "user_id": np.repeat(ds.user_map.id(users), k),
+        "item_id": ds.item_map.id(recs.ravel()),
         "rank": np.tile(np.arange(1, k + 1), n),
     })
 

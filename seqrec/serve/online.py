@@ -25,6 +25,7 @@ from seqrec.baselines import popular_order
 from seqrec.config import Config
 from seqrec.data.clean import clean_events
 from seqrec.data.dataset import Dataset, load_dataset
+from seqrec.data.rules import RULES, Rows
 from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder
 from seqrec.ranking.evidence import LogTables
@@ -65,10 +66,9 @@ class OnlineRecommender:
         self.decoder = run.decoder(ds, self.tables)
         self.offsets = self.decoder.feats.offsets
         self.popular = popular_order(ds, cfg.baselines.popular_days)
-        self.item_ids = ds.items["item_id"].to_numpy(np.int64)  # index -> external id; row 0 is PAD
+        self.items, self.users = ds.item_map, ds.user_map
+        self.item_ids = self.items.ids  # index -> external id; row 0 is PAD
         self.allowed = ds.items["valid"].to_numpy().copy()  # writable: torch warns on read-only arrays
-        self._item_index = pd.Index(self.item_ids[1:])
-        self._user_index = pd.Index(ds.users["user_id"].to_numpy(np.int64))
         self._posted_rules = dataclasses.replace(cfg.clean, start=None, end=None)  # the period is checked on post
         self._posted: dict[int, list[Event]] = {}
         self._version: dict[int, int] = {}  # bumped on every post: a cached decoder of an older version is stale
@@ -89,20 +89,23 @@ class OnlineRecommender:
     # --- events ---
 
     def check(self, event: Event) -> None:
-        """Raise BadEvent unless the event can join the user's history."""
-        if self.item_index(event.item_id) == PAD:
-            raise BadEvent(f"item_id {event.item_id} is not in the catalog of {self.cfg.data.dir}")
-        start, when = self.cfg.clean.start, pd.Timestamp(event.listened_datetime)
-        if start is not None and when < pd.Timestamp(start):
-            raise BadEvent(f"listened_datetime {event.listened_datetime} is before the log's start {start} "
-                           f"(clean.start): the log treats such times as export bugs")
+        """Raise BadEvent unless the event can join the user's history: the log's cleaning rules that a posted
+        event can break (seqrec.data.rules, the log's end aside: a posted event comes after it), and a time no
+        later than the server's clock allows."""
+        when = pd.Timestamp(event.listened_datetime)
+        item = self.item_index(event.item_id)
+        no = np.zeros(1, dtype=bool)
+        rows = Rows(no, no, no, no, np.array([when.to_datetime64()], dtype="datetime64[us]"),
+                    np.array([event.listened_duration], dtype=np.float64), np.zeros(1, np.int32), np.array([item]),
+                    self.ds.items["track_duration"].to_numpy(np.float64)[[item]])
+        clean = dataclasses.replace(self.cfg.clean, end=None)
+        for rule in RULES:
+            if rule.served is not None and rule.flags(rows, clean)[0]:
+                raise BadEvent(rule.served.format(**dataclasses.asdict(event), **dataclasses.asdict(clean)))
         latest = pd.Timestamp.now() + pd.Timedelta(minutes=self.cfg.serve.clock_skew_minutes)
         if when > latest:
             raise BadEvent(f"listened_datetime {event.listened_datetime} is in the future (after "
                            f"{latest.floor('s')}, now plus serve.clock_skew_minutes)")
-        hours = self.cfg.clean.max_listen_hours
-        if event.listened_duration > hours * 3600:
-            raise BadEvent(f"listened_duration {event.listened_duration} s is over clean.max_listen_hours ({hours})")
 
     def add(self, event: Event) -> None:
         """Take a checked event that is already stored."""
@@ -131,11 +134,11 @@ class OnlineRecommender:
 
     def item_index(self, item_id: int) -> int:
         """Internal index of an external item id; PAD when it is not in the catalog."""
-        return int(self._item_index.get_indexer([item_id])[0]) + 1
+        return max(int(self.items.index(item_id)[0]), PAD)
 
     def user_index(self, user_id: int) -> int:
         """Internal index of a user of the log; -1 when the log does not know them."""
-        return int(self._user_index.get_indexer([user_id])[0])
+        return int(self.users.index(user_id)[0])
 
     def _posted_of(self, user_id: int) -> tuple[list[Event], int]:
         with self._lock:
