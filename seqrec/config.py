@@ -556,6 +556,16 @@ class RunConfig(Section):
         return self.checkpoints / "refit.ckpt"
 
     @property
+    def last_ckpt(self) -> Path:
+        """The newest epoch's checkpoint (resuming, or decoding a run that did not finish)."""
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def named_ckpts(self) -> dict[str, Path]:
+        """The checkpoints `ckpt=` may name: best and last."""
+        return {"best": self.best_ckpt, "last": self.last_ckpt}
+
+    @property
     def item_ids(self) -> Path:
         """The catalogue's item ids by index (seqrec.data.ids.IdMap), written when training starts."""
         return Path(self.dir) / "ids" / "items.npy"

@@ -137,7 +137,7 @@ def _checkpoint(cfg: Config, whole_log: bool) -> Path:
     """The checkpoint a command decodes with: `ckpt=best` / `ckpt=last` when named; else, for a run that finished
     training, refit.ckpt (with `whole_log` and when there is one) or best.ckpt. A run that did not finish is refused
     unless the checkpoint is named."""
-    named = {"best": cfg.run.best_ckpt, "last": cfg.run.checkpoints / "last.ckpt"}
+    named = cfg.run.named_ckpts
     st = runfolder.state(cfg.run.dir)
     if cfg.ckpt in named:
         if st is not None and st.get("state") != "complete":

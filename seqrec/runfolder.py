@@ -28,7 +28,8 @@ from seqrec.io import pid_alive, write_atomic
 
 LOCK = ".lock"
 STATE = "state.json"
-STALE = ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "checkpoints/refit.ckpt", "predict_shards", STATE)
+STALE = ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "checkpoints/refit.ckpt", "checkpoints/.refit.ckpt.partial",
+         "predict_shards", STATE)
 """What an earlier training leaves that a new one must not let a reader mistake for its own (relative to RUN)."""
 
 

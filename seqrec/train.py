@@ -149,8 +149,7 @@ def resume_from(cfg: Config) -> Path | None:
     """The checkpoint `ckpt=` names (`last`, `best` or a path), checked to load before any training starts."""
     if not cfg.ckpt:
         return None
-    named = {"last": cfg.run.checkpoints / "last.ckpt", "best": cfg.run.best_ckpt}
-    ckpt = named.get(cfg.ckpt, Path(cfg.ckpt))
+    ckpt = cfg.run.named_ckpts.get(cfg.ckpt, Path(cfg.ckpt))
     if not ckpt.exists():
         raise UserError(f"ckpt={cfg.ckpt}: {ckpt} does not exist; train once without ckpt= first")
     try:

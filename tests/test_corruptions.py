@@ -15,6 +15,7 @@ import pytest
 from seqrec.config import CleanConfig
 from seqrec.data.dataset import build_dataset
 from seqrec.data.ingest import DataError
+from seqrec.data.rules import RULES
 
 H = "user_id,item_id,listened_duration,listened_datetime"
 LOG = [H, "42,300,50,2025-03-01 10:00:00", "42,500,20,2025-03-02 11:00:00", "7,300,30,2025-03-03 12:00:00",
@@ -274,3 +275,13 @@ def test_both_engines_give_the_expected_outcome(case, clean, tmp_path):
 
 def test_the_table_is_large_enough():
     assert len(CASES) >= 80
+
+
+@pytest.mark.parametrize("cfg", [CleanConfig(), CleanConfig(negative="zero", overlong="drop")])
+def test_every_rule_of_the_table_is_counted_by_both_engines(clean, tmp_path, cfg):
+    for name, lines in FILES.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    keys = [rule.key(cfg) for rule in RULES]
+    for engine in ("memory", "duckdb"):
+        counted = [k for k in build_dataset(tmp_path, cfg, engine).report["interactions"] if k in keys]
+        assert counted == keys, engine  # every rule, in the table's order

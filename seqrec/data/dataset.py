@@ -80,6 +80,17 @@ class Dataset:
         if k > valid:
             raise DataError(f"{key}={k}: the catalogue has only {valid:,} tracks with a valid length to recommend")
 
+    def has_history(self, users: np.ndarray, usable_only: bool = True) -> np.ndarray:
+        """(len(users),) bool: the user has an event (on a track with a valid length, with `usable_only`); a binary
+        search in the user-sorted events, not a scan of the log per call."""
+        ev_user = self.events["user"].to_numpy()
+        lo, hi = np.searchsorted(ev_user, users), np.searchsorted(ev_user, users, side="right")
+        if not usable_only:
+            return hi > lo
+        seen = np.zeros(len(ev_user) + 1, dtype=np.int64 if len(ev_user) >= 2**31 else np.int32)
+        np.cumsum(self.usable_events(), out=seen[1:])  # usable events before each position
+        return seen[hi] > seen[lo]
+
     def usable_events(self) -> np.ndarray:
         """(events,) bool: events on tracks with a valid length, the ones a history is built from."""
         return self.items["valid"].to_numpy()[self.events["item"].to_numpy()]
@@ -134,8 +145,7 @@ def check_plausible(ds: Dataset, data: DataConfig) -> None:
                         f"data.max_unknown_item_share={data.max_unknown_item_share}): are user_id and item_id "
                         "swapped, or the files from different exports?")
     users = len(ds.test_users)
-    usable = np.isin(ds.test_users, ds.events["user"].to_numpy()[ds.usable_events()]).sum()
-    without = users - int(usable)
+    without = users - int(ds.has_history(ds.test_users).sum())
     if users and without / users > data.max_test_users_without_history:
         raise DataError(f"{folder / 'test.csv'}: {without:,} of {users:,} test users ({without / users:.0%}) have no "
                         f"usable history in interactions.csv (above data.max_test_users_without_history="
@@ -189,7 +199,9 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
         events = outofcore.clean_events(con, log_csv, items, user_ids, clean, report["interactions"], scan.rows)
     test_users = np.searchsorted(user_ids, np.unique(test_ids)).astype(np.int64)
     report["test_users"] = len(test_users)
-    report["test_users_without_history"] = int(len(test_users) - np.isin(test_users, events["user"]).sum())
+    ev_user = events["user"].to_numpy()  # sorted: a binary search per test user, not a scan of the log
+    report["test_users_without_history"] = int((np.searchsorted(ev_user, test_users, side="right")
+                                                == np.searchsorted(ev_user, test_users)).sum())
     future = None
     if tables["future.csv"] is not None:
         report["future"] = {}

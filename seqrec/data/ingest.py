@@ -70,6 +70,8 @@ MALFORMED = "seqrec.malformed_rows"
 IGNORED = "seqrec.ignored_columns"
 """Schema metadata of a table read by read_csv: the header's columns the hear-me format does not know, comma-joined."""
 BLOCK_SIZES = (1 << 20, 1 << 24, 1 << 28, 1 << 30)
+MERGE_BATCHES = 64
+"""scan_ids folds the distinct ids of this many blocks into one array at a time."""
 """pyarrow reads in blocks that one field may not straddle: retry with larger blocks for very long fields."""
 
 
@@ -106,13 +108,16 @@ def scan_ids(path: str | Path, columns: tuple[str, ...] = ("user_id", "item_id")
     path = Path(path)
 
     def stream(options: dict) -> tuple[int, dict[str, np.ndarray]]:
-        rows, seen = 0, {c: np.empty(0, np.int64) for c in columns}
-        for batch in pcsv.open_csv(path, **options):
+        rows, seen = 0, {c: [] for c in columns}
+        for n, batch in enumerate(pcsv.open_csv(path, **options), start=1):
             _check_values(path, batch)
             rows += batch.num_rows
             for c in columns:
-                seen[c] = np.union1d(seen[c], batch.column(c).drop_null().unique().to_numpy())
-        return rows, seen
+                seen[c].append(batch.column(c).unique())
+                if n % MERGE_BATCHES == 0:  # memory follows the distinct ids, not the log
+                    seen[c] = [pa.chunked_array(seen[c]).unique()]
+        return rows, {c: np.sort(pa.chunked_array(v, pa.int64()).unique().drop_null().to_numpy()) for c, v in
+                      seen.items()}
 
     (rows, ids), malformed = _read(path, stream, lambda path, result: None)
     return Scan(rows, malformed, [c for c in header(path) if c not in SCHEMAS[path.name]], ids)
@@ -153,7 +158,7 @@ def _read(path: Path, parse: Callable[[dict], object], check: Callable[[Path, ob
             raise _locate(path, head, types) or unreadable(path, message) from err
         swallowing = [text for text in skipped if _spans_lines(text)]
         if swallowing:
-            raise quote_error(path, line_of(path, swallowing[0]))
+            raise _quote_error(path, line_of(path, swallowing[0]))
         return result, len(skipped)
     raise AssertionError("unreachable")
 
@@ -166,22 +171,22 @@ def _check_values(path: Path, table: pa.Table | pa.RecordBatch) -> None:
         if pa.types.is_string(col.type):
             spans = pc.match_substring_regex(col, r"[\r\n]")
             if pc.any(spans).as_py():
-                raise quote_error(path, line_of(path, col.filter(spans)[0].as_py()))
+                raise _quote_error(path, line_of(path, col.filter(spans)[0].as_py()))
 
 
-def quote_error(path: Path, line: int) -> DataError:
+def _quote_error(path: Path, line: int) -> DataError:
     """A quote that does not close on its line: every hear-me value fits on one line, so the rows after it would be
     swallowed into one field."""
     return DataError(f"{path}: line {line} opens a quote that is not closed on that line: the rows after it would be "
                      "swallowed into one value (a stray '\"'?)")
 
 
-def value_error(path: Path, column: str, line: int, value: str, typ: pa.DataType) -> DataError:
+def _value_error(path: Path, column: str, line: int, value: str, typ: pa.DataType) -> DataError:
     """A value that does not parse as its column's type."""
-    return DataError(f"{path}: column {column!r}, line {line}: got {value[:80]!r}, expected {expected(typ)}")
+    return DataError(f"{path}: column {column!r}, line {line}: got {value[:80]!r}, expected {_expected(typ)}")
 
 
-def expected(typ: pa.DataType) -> str:
+def _expected(typ: pa.DataType) -> str:
     """What a value of a hear-me column must look like."""
     if pa.types.is_timestamp(typ):
         return "a datetime like 2025-03-01 12:34:56.123456, without a time zone"
@@ -284,15 +289,15 @@ def _locate(path: Path, head: list[str], types: dict[str, pa.DataType]) -> DataE
                 row, col = found
                 value = raw[col].loc[row]
                 if _spans_lines(value):
-                    return quote_error(path, line_of(path, value))
-                return value_error(path, col, row + 2, value, types[col])
+                    return _quote_error(path, line_of(path, value))
+                return _value_error(path, col, row + 2, value, types[col])
     except UnicodeDecodeError:
         return not_utf8(path)
     except pd.errors.ParserError as err:
         quote = re.search(r"EOF inside string starting at row (\d+)", str(err))
         if quote is None:
             return unreadable(path, str(err).splitlines()[0])
-        return quote_error(path, int(quote.group(1)) + 1)
+        return _quote_error(path, int(quote.group(1)) + 1)
     return None
 
 

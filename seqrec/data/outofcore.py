@@ -95,13 +95,14 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
                                            "track": items["track_duration"].to_numpy(np.float64)[1:],
                                            "known": items["known"].to_numpy()[1:]}))
     con.register("users_df", pd.DataFrame({"user": np.arange(len(user_ids), dtype=np.int32), "user_id": user_ids}))
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW flagged AS
-        SELECT r.*, u.user, i.item, i.track, i.known
-        FROM (SELECT user_id, item_id, listened_duration AS dur, listened_datetime AS ts FROM {_scan(csv)}) r
-        LEFT JOIN users_df u USING (user_id) LEFT JOIN items_df i USING (item_id)""")
     before = [r for r in RULES if r.before_dedup]
     after = [r for r in RULES if not r.before_dedup]
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW flagged AS
+        SELECT *, {_flags(before, cfg)} FROM (
+            SELECT r.*, u.user, i.item, i.track, i.known
+            FROM (SELECT user_id, item_id, listened_duration AS dur, listened_datetime AS ts FROM {_scan(csv)}) r
+            LEFT JOIN users_df u USING (user_id) LEFT JOIN items_df i USING (item_id))""")
     report["rows_in"] = 0  # first in the report, as clean_events writes it
     report["rows_in"] = _count(con, "flagged", before, cfg, report)
     if rows is not None and report["rows_in"] != rows:  # a value DuckDB refuses that pyarrow accepted
@@ -115,17 +116,18 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
                         + "; use data.engine=memory")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE kept AS
-        SELECT DISTINCT user, ts, item, dur, track, known FROM flagged WHERE NOT ({_any(before, cfg)})""")
+        SELECT DISTINCT user, ts, item, dur, track, known FROM flagged WHERE NOT ({_any(before)})""")
     distinct = con.execute("SELECT count(*) FROM kept").fetchone()[0]
     report["dropped_exact_duplicates"] = int(report["rows_in"] - sum(report[r.key(cfg)] for r in before) - distinct)
-    _count(con, "kept", after, cfg, report)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW kept_flagged AS SELECT *, {_flags(after, cfg)} FROM kept")
+    _count(con, "kept_flagged", after, cfg, report)
     dropped = [r for r in after if r.drops(cfg)]
-    over = next(r for r in after if r.name == "overlong").sql(cfg)
-    duration = f"CASE WHEN {over} THEN track ELSE {_d(cfg)} END"  # negative zeroed and overlong clipped unless dropped
+    over = next(r for r in after if r.name == "overlong")
+    duration = f"CASE WHEN flag_{RULES.index(over)} THEN track ELSE {_d(cfg)} END"  # zeroed, clipped unless dropped
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW cleaned AS
         SELECT user, item, ts, ({duration})::FLOAT AS duration, (({duration}) / track)::FLOAT AS frac, known
-        FROM kept WHERE NOT ({_any(dropped, cfg)})""")
+        FROM kept_flagged WHERE NOT ({_any(dropped)})""")
     row = con.execute("""SELECT count(*), sum((NOT known)::INT), count(DISTINCT CASE WHEN NOT known THEN item END),
                                 sum((duration = 0)::INT) FROM cleaned""").fetchone()
     report["events_on_items_without_metadata"] = int(row[1] or 0)
@@ -134,19 +136,24 @@ def _clean(con: duckdb.DuckDBPyConnection, csv: Path, items: pd.DataFrame, user_
     report["rows_out"] = int(row[0])
 
 
+def _flags(rules: list[Rule], cfg: CleanConfig) -> str:
+    """One boolean column per rule, `flag_<i>` (its index in RULES): each predicate is evaluated once per row."""
+    return ", ".join(f"({r.sql(cfg)}) AS flag_{RULES.index(r)}" for r in rules)
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], cfg: CleanConfig, report: dict) -> int:
-    """Each rule's count of the rows no earlier rule of `rules` flagged, in one pass over `table`; returns its
-    rows."""
+    """Each rule's count of the rows no earlier rule of `rules` flagged, in one pass over `table` (which carries the
+    rules' _flags); returns its rows."""
     n, *counts = con.execute("SELECT count(*), " + ", ".join(
-        f"sum((NOT ({_any(rules[:i], cfg)}) AND {r.sql(cfg)})::INT)" for i, r in enumerate(rules))
+        f"sum((NOT ({_any(rules[:i])}) AND flag_{RULES.index(r)})::INT)" for i, r in enumerate(rules))
         + f" FROM {table}").fetchone()
     report.update({r.key(cfg): int(c or 0) for r, c in zip(rules, counts, strict=True)})
     return int(n)
 
 
-def _any(rules: list[Rule], cfg: CleanConfig) -> str:
-    """A SQL predicate: one of the (dropping) `rules` flags the row."""
-    return " OR ".join(f"({r.sql(cfg)})" for r in rules) or "false"
+def _any(rules: list[Rule]) -> str:
+    """A SQL predicate over _flags' columns: one of `rules` flags the row."""
+    return " OR ".join(f"flag_{RULES.index(r)}" for r in rules) or "false"
 
 
 def _d(cfg: CleanConfig) -> str:
@@ -154,21 +161,23 @@ def _d(cfg: CleanConfig) -> str:
     return "dur" if cfg.negative == "drop" else "greatest(dur, 0)"
 
 
-MAX_LINE = BLOCK_SIZES[-2]
-"""The longest line DuckDB reads: as long as read_csv's second-largest block."""
+MAX_LINE = BLOCK_SIZES[1]
+"""The longest line DuckDB reads (16 MiB; a larger limit slows every read): a longer one makes DuckDB read fewer
+rows than the hear-me reader, which _clean refuses."""
 DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.timestamp("us"): "TIMESTAMP"}
 
 
 def _scan(csv: Path) -> str:
     """read_csv over interactions.csv in seqrec.data.ingest.read_csv's dialect: the header's own names (in its order,
-    so columns are found by name), '"' quotes doubled to escape, pyarrow's null markers, nothing sniffed; rows with
-    the wrong number of fields go to DuckDB's rejects table, as read_csv skips them."""
+    so columns are found by name), '"' quotes doubled to escape, pyarrow's null markers, no comment lines, no rows
+    skipped (DuckDB's sniffer is left only the line ends: without it DuckDB reads this file at half the speed); rows
+    with the wrong number of fields go to DuckDB's rejects table, as read_csv skips them."""
     if not csv.exists():
         raise DataError(f"{csv}: file not found (expected the hear-me file {csv.name})")
     columns = ", ".join(f"{_sql(name)}: {_sql(DUCKDB_TYPES[INTERACTIONS[name]] if name in INTERACTIONS else 'VARCHAR')}"
                         for name in header(csv))
     nulls = ", ".join(_sql(v) for v in pcsv.ConvertOptions().null_values)
-    return (f"read_csv({_sql(str(csv))}, auto_detect=false, header=true, delim=',', quote='\"', escape='\"', "
+    return (f"read_csv({_sql(str(csv))}, header=true, delim=',', quote='\"', escape='\"', comment='', skip=0, "
             f"nullstr=[{nulls}], allow_quoted_nulls=false, max_line_size={MAX_LINE}, store_rejects=true, "
             f"columns={{{columns}}})")
 
