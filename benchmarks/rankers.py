@@ -55,6 +55,7 @@ ROWS = {  # name: (overrides of the run's rank.* settings, what scores the candi
     "gbdt, no network: popularity scores the candidates, no network features": ([MODEL_FEATURES], "popularity"),
     "gbdt, without the network: no model or explore candidates, no network features":
         ([MODEL_FEATURES, *NO_NETWORK_SOURCES], None),
+    "gbdt, without the song-group features": (["rank.drop_features=[song_plays,canon_artist_share]"], "network"),
     "gbdt, without the explore source": (["rank.n_explore_candidates=0"], "network"),
     "gbdt, with the explore source (100)": (["rank.n_explore_candidates=100"], "network"),
     "gbdt, without the history source": (["rank.n_history_candidates=0"], "network"),

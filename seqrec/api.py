@@ -24,9 +24,9 @@ from seqrec.data.split import make_split
 from seqrec.errors import UserError
 from seqrec.evaluate import evaluate_models
 from seqrec.run import Run
-from seqrec.similar import embedding_neighbours, item_index
+from seqrec.similar import embedding_neighbours, item_index, neighbour_mask
 
-TRACK_COLUMNS = ("track_name", "artist_name")
+TRACK_COLUMNS = ("track_name", "artist_name", "song_group")
 
 
 def load_run(run_dir: str, **settings: object) -> TrainedRun:
@@ -71,7 +71,8 @@ class TrainedRun:
         """The k valid tracks nearest to one track by the network's item embeddings (cosine)."""
         ds = self.data
         q = np.array([item_index(ds, item_id, self.cfg.data.dir)])
-        idx, val = embedding_neighbours(self.run.net.item_emb.weight, q, k, ds.items["valid"].to_numpy(),
+        idx, val = embedding_neighbours(self.run.net.item_emb.weight, q, k,
+                                        neighbour_mask(ds, int(q[0]), self.cfg.similar.same_song),
                                         self.cfg.similar.batch)
         keep = idx[0] != PAD
         frame = pd.DataFrame({"rank": np.arange(1, keep.sum() + 1), "item": idx[0][keep], "score": val[0][keep]})

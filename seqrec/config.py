@@ -159,6 +159,25 @@ class CleanConfig(Section):
     """Events on or after this date are outside the log period and are dropped; None keeps all."""
     session_gap_min: float = setting(30.0, gt=0)
     """A gap longer than this many minutes starts a new listening session."""
+    artist_separators: list[str] = field(default_factory=lambda: ["featuring", "feat.", "feat", "ft.", "ft", "&",
+                                                                  "x", ","])
+    """What joins the artists of a collaboration in artist_name ("A feat. B", "A & B", "A x B", "A, B"); a word
+    separates only between spaces (seqrec.data.canon)."""
+    artist_similarity: float = setting(95.0, ge=50, le=100)
+    """Two normalised artist names at least this similar (rapidfuzz ratio, 0-100) are one canonical artist."""
+    title_similarity: float = setting(90.0, ge=50, le=100)
+    """Two titles of one artist at least this similar, with tracks of agreeing length, are one song (duplicate
+    uploads under a spelling variant)."""
+    duplicate_length_s: float = setting(2.0, ge=0, le=60)
+    """Tracks whose lengths differ by at most this many seconds agree in length."""
+    min_name_length: int = setting(5, ge=1, le=100)
+    """Names and titles shorter than this (normalised) are matched exactly only: short names differ by a letter."""
+    version_markers: list[str] = field(default_factory=lambda: [
+        "remix", "mix", "edit", "live", "remaster", "remastered", "sped up", "speed up", "slowed", "reverb",
+        "acoustic", "version", "instrumental", "extended", "radio", "nightcore", "demo", "ремикс", "версия"])
+    """Words that mark a version of a song when they stand in brackets or after ' - ' in its title."""
+    spelling_folds: list[str] = field(default_factory=lambda: ["kh=h", "zh=j", "q=k", "y=i", "w=v", "ph=f"])
+    """Spellings transliterations disagree on, folded after transliteration to Latin ('from=to')."""
 
     def check(self) -> None:
         if self.overlong not in ("clip", "drop"):
@@ -501,6 +520,8 @@ class SimilarConfig(Section):
 
     method: str = "embedding"
     """`embedding`: cosine over the trained run's item embeddings; `cooccurrence`: item-kNN over co-listening."""
+    same_song: bool = False
+    """List the query's own versions and duplicate uploads (its song group) too; by default they are left out."""
     item_id: int | None = None
     """The query track, an item_id of item_metadata.csv (shorthand `item_id=`)."""
     k: int = setting(20, ge=1, le=MAX_K)
@@ -525,6 +546,9 @@ class RerankConfig(Section):
     """The model's best `candidates * k` tracks are re-ranked down to k."""
     artist_cap: int | None = setting(5, ge=1)
     """At most this many tracks of one artist per list while other candidates remain (None: no cap)."""
+    song_cap: int | None = setting(None, ge=1)
+    """At most this many versions of one song (its song group: remixes, live takes, duplicate uploads) per list
+    while other candidates remain (None: no cap)."""
     mmr_lambda: float = setting(0.8, ge=0, le=1)
     """MMR trade-off: lambda * relevance - (1 - lambda) * max similarity to the tracks already picked."""
     genre_similarity: float = setting(0.3, ge=0, le=1)

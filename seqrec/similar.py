@@ -99,6 +99,16 @@ def cooccurrence_neighbours(sim: sp.csr_matrix, items: np.ndarray, k: int,
     return sparse_topk(m, k)
 
 
+def neighbour_mask(ds: Dataset, query: int, same_song: bool = False) -> np.ndarray:
+    """(n_items + 1,) bool: the tracks a query's neighbours are drawn from: valid ones, without the query's own
+    versions and duplicate uploads (its song group) unless `same_song`."""
+    allowed = ds.items["valid"].to_numpy().copy()  # writable: torch warns on read-only arrays
+    if not same_song:
+        song = ds.song_group
+        allowed &= song != song[query]
+    return allowed
+
+
 def item_index(ds: Dataset, item_id: int, folder: str) -> int:
     """Internal index of an item_id, or a SimilarError naming the id and the data folder."""
     hit = int(ds.item_map.index(item_id)[0])
@@ -132,7 +142,7 @@ def similar(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     cfg = run.cfg if run else cfg
     ds = load_dataset(cfg.data, cfg.clean)
     q = np.array([item_index(ds, sc.item_id, cfg.data.dir)])
-    allowed = ds.items["valid"].to_numpy()
+    allowed = neighbour_mask(ds, int(q[0]), sc.same_song)
     if run:
         try:
             run.check_catalog(ds)

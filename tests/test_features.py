@@ -31,6 +31,9 @@ LOG = [  # (user, item, time, listened fraction)
     (2, 4, "2025-07-20 00:00:00", 1.0),  # older than a month
 ]
 ARTIST = [-1, 0, 0, 1, 2, 2]  # artist code of each item (-1: PAD)
+SONG = [0, 1, 1, 2, 3, 4]  # song group of each item: 1 and 2 are two ids of one song
+CANON = [-1, 0, 0, 1, 2, 2]  # primary canonical artist
+PARTNER = [-1, -1, -1, 2, -1, -1]  # item 3 is artist 1 featuring artist 2
 GENRES = [np.nan, "['Pop', 'Rock']", "['Jazz']", np.nan, "['pop']", np.nan]
 TOP_GENRE = ["POP", None, "Jazz"]
 LIKES = [np.nan, 10, 0, 3, np.nan, 1]
@@ -149,6 +152,9 @@ def expected(u: int, i: int) -> dict[str, float]:
             "artist_share": sum(ARTIST[j] == ARTIST[i] for uu, j, _, _ in LOG if uu == u and j != 5)
             / sum(uu == u and j != 5 for uu, j, _, _ in LOG),
             "genre_match": np.nan if genre is None else float(i in genre), **user(u),
+            "song_plays": math.log1p(sum(SONG[j] == SONG[i] for uu, j, _, _ in LOG if uu == u and j != 5)),
+            "canon_artist_share": sum(CANON[i] in (CANON[j], PARTNER[j]) for uu, j, _, _ in LOG if uu == u and j != 5)
+            / sum(uu == u and j != 5 for uu, j, _, _ in LOG),
             "rank_in_model": float(np.argsort(-logp[u], kind="stable").tolist().index(i)),
             "rank_in_explore": float([j for j in np.argsort(-logp[u], kind="stable") if j not in played].index(i))
             if i not in played else np.nan,
@@ -161,6 +167,8 @@ def expected(u: int, i: int) -> dict[str, float]:
 def computed(make_dataset):
     ds = make_dataset(LOG, n_items=5, n_users=3, invalid=(5,), segments=SEGMENTS, end="2025-08-31")
     ds.items["artist"] = np.array(ARTIST, np.int32)
+    ds.items["song_group"], ds.items["canon_artist"] = np.array(SONG, np.int32), np.array(CANON, np.int32)
+    ds.items["canon_partner"] = np.array(PARTNER, np.int32)
     ds.items["track_genres_list"] = GENRES
     ds.items["track_like_count"] = LIKES
     ds.users["top_genre"] = TOP_GENRE
@@ -186,7 +194,7 @@ def test_every_feature_on_a_hand_log(computed, name):
 
 
 def test_the_pins_cover_every_feature_and_each_has_a_level_and_a_doc():
-    assert set(expected(0, 1)) == set(FEATURES) and len(FEATURES) == len(set(FEATURES)) == 45
+    assert set(expected(0, 1)) == set(FEATURES) and len(FEATURES) == len(set(FEATURES)) == 47
     assert all(f.level in LEVELS and f.doc for f in ENTRIES)
     assert [f"rank_in_{s.name}" for s in SOURCES] == [f for f in FEATURES if f.startswith("rank_in_")]
 

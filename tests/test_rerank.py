@@ -147,3 +147,13 @@ def test_predict_with_rerank_writes_a_valid_more_diverse_submission(tiny_synth, 
     reranked = predict(conf)
     assert check(pd.read_csv(tmp_path / "sub.csv"), load_dataset(conf.data, conf.clean), 50) == []
     assert reranked["diversity"] > plain["diversity"]
+
+
+def test_song_cap_keeps_one_version_of_a_song_while_other_songs_remain():
+    t = traits([0, 1, 2, 3, 4])
+    t = ItemTraits(t.artist, t.genres, t.novelty, song=np.array([-1, 7, 7, 7, 8, 9]))  # items 1-3: one song
+    cands = np.array([[1, 2, 3, 4, 5]])
+    assert rerank(cands, t, cfg(song_cap=1), k=3).tolist() == [[1, 4, 5]]
+    assert rerank(cands, t, cfg(song_cap=2), k=4).tolist() == [[1, 2, 4, 5]]
+    assert rerank(cands, t, cfg(song_cap=1), k=5).tolist() == [[1, 4, 5, 2, 3]]  # yields when nothing else is left
+    assert rerank(cands, t, cfg(), k=3).tolist() == [[1, 2, 3]]  # no cap by default

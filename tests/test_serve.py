@@ -479,3 +479,12 @@ def test_a_hundred_malformed_requests_get_4xx_and_store_nothing(fresh):
         assert 400 <= r.status_code < 500, (method, path, str(body)[:80], r.status_code, r.text[:200])
         assert isinstance(r.json()["detail"], (str, list)), (method, path)
     assert fresh.app.state.store.since(0) == [] and fresh.get("/health").json()["posted_events"] == 0
+
+
+def test_lists_show_each_tracks_song_group(shared):
+    client, rec = shared
+    uid = log_users(rec, 1)[0]
+    for path in (f"/recommendations/{uid}?k=10", f"/similar/{int(rec.item_ids[np.flatnonzero(rec.allowed)[0]])}"):
+        items = client.get(path).json()["items"]
+        index = rec.items.index([it["item_id"] for it in items])
+        assert [it["song_group"] for it in items] == rec.ds.song_group[index].tolist()

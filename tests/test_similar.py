@@ -131,3 +131,17 @@ def test_cli_errors_name_the_unknown_id_and_the_missing_checkpoint(folder, tmp_p
     assert cli.run(COMMAND, main, [f"data.dir={folder}", f"run.dir={tmp_path / 'none'}", "item_id=300"]) == 2
     err = capsys.readouterr().err
     assert "not found: train first" in err and "similar.method=cooccurrence" in err
+
+
+def test_a_tracks_own_versions_are_left_out_unless_asked(hear_me, capsys):
+    items = [*ITEMS, "900,Alpha (Remix),A,130"]  # a version of 300: its own song group
+    lines = ["user_id,item_id,listened_duration,listened_datetime"]
+    lines += [f"{u},{i},100,2025-05-0{n % 9 + 1} 10:00:00.000000"
+              for n, (u, i) in enumerate([*PLAYS, (42, 900), (43, 900), (44, 900)])]
+    folder = hear_me(lines, items=items, test=["user_id", "42"])
+    assert main([f"data.dir={folder}", "item_id=300", "k=3", "similar.method=cooccurrence"]) == 0
+    out = capsys.readouterr().out
+    assert "900" not in out.split("most similar")[1] and "500" in out
+    assert main([f"data.dir={folder}", "item_id=300", "k=3", "similar.method=cooccurrence",
+                 "similar.same_song=true"]) == 0
+    assert "900" in capsys.readouterr().out.split("most similar")[1]

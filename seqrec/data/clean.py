@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from seqrec import PAD
 from seqrec.config import CleanConfig
+from seqrec.data.canon import canonicalise
 from seqrec.data.rules import RULES, Rows, Rule
 
 
@@ -40,8 +41,10 @@ def _apply(rule: Rule, rows: Rows, keep: np.ndarray, cfg: CleanConfig, report: d
     return keep
 
 
-def build_items(meta: pa.Table, log_item_ids: np.ndarray, report: dict) -> pd.DataFrame:
-    """Catalog indexed 1..n_items (row 0 is PAD): every metadata track plus tracks seen only in the log."""
+def build_items(meta: pa.Table, log_item_ids: np.ndarray, report: dict, cfg: CleanConfig | None = None
+                ) -> pd.DataFrame:
+    """Catalog indexed 1..n_items (row 0 is PAD): every metadata track plus tracks seen only in the log, with its
+    canonical artist and song group (seqrec.data.canon; counts under report["entities"])."""
     df = meta.to_pandas()
     no_id = df["item_id"].isna()  # a null int64 turns the column float; a NaN id would cast to INT64_MIN
     report["item_metadata_missing_ids"] = int(no_id.sum())
@@ -61,6 +64,11 @@ def build_items(meta: pa.Table, log_item_ids: np.ndarray, report: dict) -> pd.Da
     items.loc[~items["valid"], "track_duration"] = np.nan
     artist_name = items["artist_name"] if "artist_name" in items else pd.Series(np.nan, index=items.index)
     items["artist"] = pd.factorize(artist_name)[0].astype(np.int32)  # NaN artist -> -1
+    title = items["track_name"] if "track_name" in items else pd.Series(np.nan, index=items.index, dtype=object)
+    report["entities"] = {}
+    ent = canonicalise(artist_name, title, duration, cfg or CleanConfig(), report["entities"])
+    items["canon_artist"], items["song_group"] = ent.artist, ent.song_group
+    items["canon_partner"] = np.array([a[1] if len(a) > 1 else -1 for a in ent.artists], dtype=np.int32)
     report["items_with_metadata"] = int(items["known"].sum())
     report["items_only_in_log"] = int((~items["known"]).sum() - 1)
     report["items_without_valid_duration"] = int((items["known"] & ~items["valid"]).sum())

@@ -24,7 +24,7 @@ from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir, scan_ids
 from seqrec.io import pid_alive
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = "4"  # bump when cleaning changes what lands in the cache
+CACHE_VERSION = "5"  # bump when cleaning changes what lands in the cache
 HASH_CHUNK = 1 << 22
 """The cache key hashes every input whole, streamed in chunks of this many bytes (sha256 runs at disk speed: an
 edit that keeps a file's size and mtime still invalidates the cache)."""
@@ -73,6 +73,21 @@ class Dataset:
     def user_map(self) -> IdMap:
         """user index <-> user_id."""
         return IdMap.of(self.users["user_id"].to_numpy(np.int64))
+
+    @property
+    def song_group(self) -> np.ndarray:
+        """(n_items + 1,) each track's song group (seqrec.data.canon); each track its own where not computed."""
+        if "song_group" in self.items:
+            return self.items["song_group"].to_numpy(np.int64)
+        return np.arange(len(self.items), dtype=np.int64)
+
+    @property
+    def canonical_artists(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n_items + 1,) twice: each track's primary canonical artist and its collaborator's, -1 where none (the
+        raw artist where not computed)."""
+        if "canon_artist" in self.items:
+            return (self.items["canon_artist"].to_numpy(np.int64), self.items["canon_partner"].to_numpy(np.int64))
+        return self.items["artist"].to_numpy(np.int64), np.full(len(self.items), -1, np.int64)
 
     def check_list_length(self, k: int, key: str) -> None:
         """Refuse lists of `k` distinct tracks (setting `key`) from a catalogue with fewer recommendable ones."""
@@ -181,7 +196,7 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
         if scan.ignored:
             report["ignored_columns"]["interactions.csv"] = scan.ignored
         log_users, log_items = scan.ids["user_id"], scan.ids["item_id"]
-    items = build_items(tables["item_metadata.csv"], log_items, report)
+    items = build_items(tables["item_metadata.csv"], log_items, report, clean)
     test_ids, test_null = column(test, "user_id")
     if test_null.any():
         raise DataError(f"{Path(folder) / 'test.csv'}: empty user_id in data row {int(test_null.argmax()) + 1}")

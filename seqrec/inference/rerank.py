@@ -6,7 +6,8 @@ there. Each of the k slots takes the candidate with the best
     lambda * relevance + novelty_weight * novelty - (1 - lambda) * max similarity to the tracks already picked
 
 where two tracks are similar 1 if they share the artist, `genre_similarity` if they share a genre, else 0,
-skipping candidates whose artist already fills `artist_cap` slots while others remain.
+skipping candidates whose artist already fills `artist_cap` slots (or whose song, its versions and duplicate
+uploads, fills `song_cap`) while others remain.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ class ItemTraits:
     """uint64 (V, W) bit set of the item's genres (W = 0 when the catalog names none)."""
     novelty: np.ndarray
     """float32 (V,) -log2 share of users who played the item over log2(n_users + 1): 0 (everyone) .. 1 (no one)."""
+    song: np.ndarray | None = None
+    """int64 (V,) song group (seqrec.data.canon): versions and duplicate uploads of one song share it."""
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> ItemTraits:
         """Artists and genres from the catalog, popularity from the history in `ds`."""
         genres = ds.items["track_genres_list"] if "track_genres_list" in ds.items else \
             pd.Series(np.nan, index=ds.items.index)
-        return cls(ds.items["artist"].to_numpy(np.int64), genre_bits(genres), item_novelty(ds))
+        return cls(ds.items["artist"].to_numpy(np.int64), genre_bits(genres), item_novelty(ds), ds.song_group)
 
 
 def genre_bits(genres: pd.Series) -> np.ndarray:
@@ -116,10 +119,14 @@ def _greedy(cand: np.ndarray, rel: np.ndarray, traits: ItemTraits, cfg: RerankCo
     max_sim = np.zeros(cand.shape, dtype=np.float32)
     same_artist_picked = np.zeros(cand.shape, dtype=np.int64)  # picked tracks by each candidate's artist
     cap = cfg.artist_cap if cfg.artist_cap is not None else k
+    song = traits.song[cand] if cfg.song_cap is not None and traits.song is not None else None
+    same_song_picked = np.zeros(cand.shape, dtype=np.int64)  # picked versions of each candidate's song
     out = np.full((n, k), PAD, dtype=np.int64)
     for slot in range(k):
         gain = np.where(taken, -np.inf, base - (1 - lam) * max_sim)
         capped = (same_artist_picked >= cap) & (artist >= 0)
+        if song is not None:
+            capped |= same_song_picked >= cfg.song_cap
         free = np.where(capped, -np.inf, gain)
         # The cap yields only when every remaining candidate is capped: a row always gets k items if it can.
         pick = np.where(np.isfinite(free.max(1)), free.argmax(1), gain.argmax(1))  # (n,)
@@ -135,6 +142,8 @@ def _greedy(cand: np.ndarray, rel: np.ndarray, traits: ItemTraits, cfg: RerankCo
             sim = np.maximum(sim, np.where(shared, np.float32(cfg.genre_similarity), np.float32(0)))
         max_sim = np.maximum(max_sim, sim)
         same_artist_picked += same
+        if song is not None:
+            same_song_picked += (song == song[r, pick][:, None]) & ok[:, None]
     return out
 
 

@@ -80,6 +80,15 @@ class Evidence:
     """(n_users, n_artists + 1) share of each user's plays by artist (column 0: unknown artist)."""
     artist: np.ndarray
     """(V,) artist code + 1 (0 unknown)."""
+    song_plays: sp.csr_matrix
+    """(n_users, n_song_groups) each user's plays of each song, under any of its ids."""
+    song: np.ndarray
+    """(V,) song group."""
+    canon_plays: sp.csr_matrix
+    """(n_users, n_canonical_artists + 1) share of each user's plays with each canonical artist among the track's
+    artists (a collaboration counts for both; column 0: unknown)."""
+    canon: np.ndarray
+    """(V,) primary canonical artist + 1 (0 unknown)."""
     top_genre: np.ndarray
     """(n_users,) the user's top genre as an id of `tables.genre_ids`, -1 unknown."""
 
@@ -121,9 +130,17 @@ class Evidence:
         n_plays = np.bincount(user, minlength=ds.n_users).astype(np.float64)
         share = sp.coo_matrix((1.0 / n_plays[user], (user, artist[item])), shape=(ds.n_users, artist.max() + 1))
         log = UserLog(ds.users, user, age, n_plays, np.bincount(users, minlength=ds.n_users))
+        song = ds.song_group
+        song_plays = sp.coo_matrix((np.ones(len(user), np.float32), (user, song[item])),
+                                   shape=(ds.n_users, song.max() + 1)).tocsr()
+        canon, partner = (a + 1 for a in ds.canonical_artists)
+        both = partner[item] > 0
+        canon_plays = sp.coo_matrix((np.r_[1.0 / n_plays[user], 1.0 / n_plays[user[both]]],
+                                     (np.r_[user, user[both]], np.r_[canon[item], partner[item][both]])),
+                                    shape=(ds.n_users, max(canon.max(), partner.max()) + 1))
         return cls(cfg, tables, users * stride + items, stride, compute("pair", played), compute("user", log),
                    np.lexsort((-rel, users)), history, recent_context(ds, cfg.transitions_last_n), share.tocsr(),
-                   artist, _top_genre(ds, tables.genre_ids))
+                   artist, song_plays, song, canon_plays.tocsr(), canon, _top_genre(ds, tables.genre_ids))
 
     def runs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B,) start and end of each user's run of pairs in `keys` (and in `ranked`)."""

@@ -167,5 +167,5 @@ def create_app(cfg: Config, store: EventStore | None = None) -> FastAPI:
 
 def _scored(r: Ranked) -> list[ScoredItem]:
     scores = r.scores if r.scores is not None else np.full(len(r.items), np.nan)
-    return [ScoredItem(item_id=int(i), rank=n + 1, score=None if np.isnan(v) else float(v))
-            for n, (i, v) in enumerate(zip(r.items, scores, strict=True))]
+    return [ScoredItem(item_id=int(i), rank=n + 1, score=None if np.isnan(v) else float(v), song_group=int(g))
+            for n, (i, v, g) in enumerate(zip(r.items, scores, r.songs, strict=True))]

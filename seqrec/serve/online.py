@@ -32,7 +32,7 @@ from seqrec.ranking.evidence import LogTables
 from seqrec.ranking.rankers import top_k
 from seqrec.run import Run, RunError
 from seqrec.serve.store import Event
-from seqrec.similar import embedding_neighbours
+from seqrec.similar import embedding_neighbours, neighbour_mask
 
 log = logging.getLogger(__name__)
 DAY = pd.Timedelta(days=1)
@@ -53,6 +53,8 @@ class Ranked:
     items: np.ndarray
     scores: np.ndarray | None
     source: str
+    songs: np.ndarray
+    """Each track's song group (seqrec.data.canon): versions and duplicate uploads of one song share it."""
 
 
 class OnlineRecommender:
@@ -152,18 +154,23 @@ class OnlineRecommender:
         posted, version = self._posted_of(user_id)
         decoder, row = (self.decoder, u) if not posted else (self._user_decoder(user_id, u, posted, version), 0)
         if decoder is None or row < 0:
-            return Ranked(self.item_ids[self.popular[:k]], None, "popular")
+            return self._ranked(self.popular[:k], None, "popular")
         items, scores = self._rank(decoder, row, k)
-        return Ranked(self.item_ids[items], scores, "model")
+        return self._ranked(items, scores, "model")
 
     def similar(self, item_id: int, k: int) -> Ranked | None:
         """Tracks closest to a track by the model's item embeddings; None for an unknown track."""
         i = self.item_index(item_id)
         if i == PAD:
             return None
-        idx, cos = embedding_neighbours(self.net.item_emb.weight.detach(), np.array([i]), k, self.allowed)
+        idx, cos = embedding_neighbours(self.net.item_emb.weight.detach(), np.array([i]), k,
+                                        neighbour_mask(self.ds, i, self.cfg.similar.same_song))
         keep = (idx[0] != PAD) & np.isfinite(cos[0])
-        return Ranked(self.item_ids[idx[0][keep]], cos[0][keep], "model")
+        return self._ranked(idx[0][keep], cos[0][keep], "model")
+
+    def _ranked(self, items: np.ndarray, scores: np.ndarray | None, source: str) -> Ranked:
+        """A list of item indices in external ids, with their song groups."""
+        return Ranked(self.item_ids[items], scores, source, self.ds.song_group[items])
 
     def history(self, user_id: int, limit: int) -> pd.DataFrame | None:
         """The user's newest `limit` events, log and posted; None for a user neither knows."""

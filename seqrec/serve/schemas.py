@@ -48,6 +48,8 @@ class ScoredItem(BaseModel):
     item_id: int
     rank: int = Field(description="1 = best.")
     score: float | None = Field(description="Ranking score (recommendations) or cosine (similar); null for popular.")
+    song_group: int = Field(description="The track's song: its versions, and uploads of it under another spelling, "
+                                        "share this number.")
 
 
 class Recommendations(BaseModel):

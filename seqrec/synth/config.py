@@ -132,6 +132,17 @@ class SynthConfig:
     replay_full: float = 0.96
     """Chance that a replay of a fresh favourite is listened to the end."""
 
+    # One song under many ids (versions.py); 0 by default
+    version_share: float = 0.0
+    """Songs (popular ones more often) that get versions by their artist: remix, edit, live, remaster, sped up,
+    slowed."""
+    cover_share: float = 0.0
+    """Songs covered by another artist."""
+    duplicate_share: float = 0.0
+    """Songs uploaded again under a spelling variant of their title or artist, with the same length."""
+    version_play_share: float = 0.3
+    """Of the (user, song) pairs of a song with other ids, the share whose plays go to those ids."""
+
     noise: float = 1.0
     """Multiplier on every export-noise rate (0 = clean data)."""
 
@@ -152,7 +163,8 @@ SOURCES = ("p_seeded", "p_continue", "p_followed", "p_chart")
 """Shares of discovery starts by source; the rest come from the charts of the user's scenes."""
 PROBABILITIES = (*SOURCES, "p_neighbour_scene", "p_release", "p_binge", "p_resume", "p_artist_binge", "adoption",
                  "p_rediscover", "p_daypart", "p_radio", "replay_full", "weekday_habit", "hour_habit",
-                 "new_release_share", "hit_share", "joined_before")
+                 "new_release_share", "hit_share", "joined_before", "version_share", "cover_share", "duplicate_share",
+                 "version_play_share")
 BASE = SynthConfig()
 PRESETS = {
     "demo": replace(BASE, users=10_000, items=80_000, test_users=1_000),

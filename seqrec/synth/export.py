@@ -11,6 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from seqrec.synth.versions import Alternates, names, truth
+from seqrec.synth.versions import artist_names as artist_names_synth
+
 if TYPE_CHECKING:
     from seqrec.synth.catalog import Catalog
 
@@ -56,35 +59,47 @@ def _names(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
 
 def write_metadata(noise: float, cat: Catalog, item_ids: np.ndarray, user_ids: np.ndarray,
                    age: np.ndarray, gender: np.ndarray, children: np.ndarray, top_genre: np.ndarray,
-                   out: Path, rng: np.random.Generator) -> None:
-    """item_metadata.csv and user_metadata.csv with the gaps real metadata has."""
+                   out: Path, rng: np.random.Generator, alt: Alternates | None = None,
+                   vrng: np.random.Generator | None = None) -> None:
+    """item_metadata.csv and user_metadata.csv with the gaps real metadata has; with `alt`, the versions, covers
+    and duplicates after the base tracks (their names and draws from `vrng`) and entities.csv, the truth."""
     n_artists = cat.artist.max() + 1
+    n_base = cat.n
     artist_names = _names(rng, n_artists, 1, 2)
     feat = rng.random(n_artists) < 0.05
     partner = rng.integers(0, n_artists, n_artists)
     artist_names[feat] = artist_names[feat] + " feat. " + artist_names[partner[feat]]
-    second = rng.integers(0, len(GENRES), len(item_ids))
-    two = rng.random(len(item_ids)) < 0.3
+    second = rng.integers(0, len(GENRES), n_base)
+    two = rng.random(n_base) < 0.3
     genre_lists = [
         repr([GENRES[g], GENRES[s]]) if t else repr([GENRES[g]])
         for g, s, t in zip(cat.genre, second, two, strict=True)
     ]
-    like = np.round(cat.pop * rng.lognormal(2, 1, len(item_ids))).astype(np.int64)
+    like = np.round(cat.pop * rng.lognormal(2, 1, n_base)).astype(np.int64)
     items = pd.DataFrame({
-        "item_id": item_ids,
-        "track_name": _names(rng, len(item_ids), 1, 3),
+        "item_id": item_ids[:n_base],
+        "track_name": _names(rng, n_base, 1, 3),
         "artist_name": artist_names[cat.artist],
         "track_duration": cat.duration.astype(float),
         "track_genres_list": genre_lists,
-        "track_dislike_count": (like * rng.uniform(0, 0.1, len(item_ids))).round(),
+        "track_dislike_count": (like * rng.uniform(0, 0.1, n_base)).round(),
         "track_like_count": like.astype(float),
-        "track_download_count": (like * rng.uniform(0, 0.5, len(item_ids))).round(),
+        "track_download_count": (like * rng.uniform(0, 0.5, n_base)).round(),
     })
     rate = noise
-    items.loc[rng.random(len(items)) < 0.005 * rate, "track_duration"] = np.nan
-    items.loc[rng.random(len(items)) < 0.01 * rate, "artist_name"] = None
-    items.loc[rng.random(len(items)) < 0.02 * rate, "track_genres_list"] = None
-    items = items[rng.random(len(items)) >= 0.003 * rate]  # tracks that never made it into the metadata
+    gaps = [rng.random(n_base) < r * rate for r in (0.005, 0.01, 0.02)] + [rng.random(n_base) < 0.003 * rate]
+    if alt is not None:  # versions, covers, duplicates: names from the base's, every draw from their own stream
+        who = np.where(vrng.random(n_artists) < 0.05, vrng.integers(0, n_artists, n_artists), -1)
+        titles, credits = names(items["track_name"].to_numpy(), artist_names_synth(n_artists, vrng), cat.artist,
+                                alt, who, vrng)
+        extra = items.iloc[alt.base].assign(item_id=item_ids[n_base:], track_duration=alt.duration.astype(float))
+        items = pd.concat([items, extra], ignore_index=True).assign(track_name=titles, artist_name=credits)
+        gaps = [np.r_[g, vrng.random(alt.n) < g.mean()] for g in gaps]
+        write_csv(truth(item_ids, alt, cat.artist, who), out / "entities.csv")
+    items.loc[gaps[0], "track_duration"] = np.nan
+    items.loc[gaps[1], "artist_name"] = None
+    items.loc[gaps[2], "track_genres_list"] = None
+    items = items[~gaps[3]]  # tracks that never made it into the metadata
     write_csv(items.iloc[rng.permutation(len(items))], out / "item_metadata.csv")
 
     users = pd.DataFrame({

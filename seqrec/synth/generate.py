@@ -15,6 +15,7 @@ from seqrec.synth.config import START, TRAIN_END_DAY, WINDOW_START_DAY, SynthCon
 from seqrec.synth.export import GENRES, CsvSink, add_noise, write_csv, write_metadata
 from seqrec.synth.listening import simulate_listening
 from seqrec.synth.users import Users, make_sessions, make_users
+from seqrec.synth.versions import make_alternates, redirect
 
 CHUNK_USERS = 20_000
 DAY_US = 86_400_000_000
@@ -84,6 +85,13 @@ def generate(cfg: SynthConfig, out: str | Path, progress: bool = False) -> dict:
     cat, rng = world.cat, world.rng
     item_ids = rng.choice(10 * cfg.items + 1_000_000, size=cfg.items, replace=False) + 1
     user_ids = np.sort(rng.choice(10 * cfg.users + 1_000_000, size=cfg.users, replace=False) + 1)
+    duration, genre, alt, vrng = cat.duration, cat.genre, None, None
+    if cfg.version_share or cfg.cover_share or cfg.duplicate_share:  # one song under many ids (versions.py)
+        vrng = np.random.default_rng([cfg.seed, 1])  # its own stream: the rest of the data stays the same
+        alt = make_alternates(cat.artist, cat.duration, cat.pop, cfg, vrng)
+        top = 10 * cfg.items + 1_000_001  # above every base id
+        item_ids = np.r_[item_ids, vrng.choice(10 * alt.n + 1_000_000, size=alt.n, replace=False) + top]
+        duration, genre = np.r_[cat.duration, alt.duration], np.r_[cat.genre, cat.genre[alt.base]]
     counts = {"interactions": 0, "future": 0}
     future_counts = np.zeros(cfg.users, dtype=np.int64)
     has_train = np.zeros(cfg.users, dtype=bool)
@@ -91,19 +99,24 @@ def generate(cfg: SynthConfig, out: str | Path, progress: bool = False) -> dict:
     with CsvSink(out / "interactions.csv") as train_sink, CsvSink(out / "future.csv") as future_sink:
         for lo, hi, _, plays in world.chunks(progress):
             plays = plays.drop(columns="kind")
+            if alt is not None:
+                plays["item"], plays["listened_duration"] = redirect(
+                    plays["user"].to_numpy(), plays["item"].to_numpy(), plays["listened_duration"].to_numpy(), alt,
+                    cfg.version_play_share, duration, vrng)
             day = plays.pop("day").to_numpy()
             plays["listened_datetime"] = to_datetime(day)
             train, future = plays[day < TRAIN_END_DAY], plays[day >= WINDOW_START_DAY]
             has_train[np.unique(train["user"])] = True
             future_counts += np.bincount(future["user"], minlength=cfg.users)
-            top_genre[lo:hi] = _top_genre(train, cat, lo, hi)
-            train = add_noise(train, cfg.noise, rng, cat.duration, START)
+            top_genre[lo:hi] = _top_genre(train, genre, lo, hi)
+            train = add_noise(train, cfg.noise, rng, duration, START)
             for sink, part in ((train_sink, train), (future_sink, future)):
                 part = part.assign(user=user_ids[part["user"]], item=item_ids[part["item"]])
                 sink.write(part.rename(columns={"user": "user_id", "item": "item_id"}))
             counts["interactions"] += len(train)
             counts["future"] += len(future)
-    write_metadata(cfg.noise, cat, item_ids, user_ids, world.age, world.gender, world.children, top_genre, out, rng)
+    write_metadata(cfg.noise, cat, item_ids, user_ids, world.age, world.gender, world.children, top_genre, out, rng,
+                   alt, vrng)
     eligible = np.flatnonzero(has_train & (future_counts >= cfg.min_test_events))
     test = np.sort(rng.choice(eligible, size=min(cfg.test_users, len(eligible)), replace=False))
     write_csv(pd.DataFrame({"user_id": user_ids[test]}), out / "test.csv")
@@ -111,7 +124,7 @@ def generate(cfg: SynthConfig, out: str | Path, progress: bool = False) -> dict:
     return counts
 
 
-def _top_genre(train: pd.DataFrame, cat: Catalog, lo: int, hi: int) -> np.ndarray:
+def _top_genre(train: pd.DataFrame, genre: np.ndarray, lo: int, hi: int) -> np.ndarray:
     counts = np.zeros((hi - lo, len(GENRES)))
-    np.add.at(counts, (train["user"].to_numpy() - lo, cat.genre[train["item"].to_numpy()]), 1)
+    np.add.at(counts, (train["user"].to_numpy() - lo, genre[train["item"].to_numpy()]), 1)
     return counts.argmax(1)
