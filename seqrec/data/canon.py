@@ -11,8 +11,9 @@
   their first letters) whose tracks agree in length (within `clean.duplicate_length_s`) are one group: duplicate
   uploads under a spelling variant.
 
-Written here because no library does it for us: rapidfuzz scores the spellings, anyascii transliterates, the rules
-that combine them are ours; each is a setting of CleanConfig, counted in the cleaning report.
+Written here because no library does it for us: rapidfuzz scores the spellings, anyascii transliterates, scipy
+joins the matches into groups, the rules that combine them are ours; each is a setting of CleanConfig, counted in
+the cleaning report.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anyascii import anyascii
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
+from scipy.sparse.csgraph import connected_components
 
 from seqrec.config import CleanConfig
 
@@ -81,18 +84,16 @@ def cluster(keys: list[str], threshold: float, min_length: int) -> np.ndarray:
     """(len(keys),) cluster label of each key: keys that share their first BLOCK_PREFIX letters, are at least
     `min_length` long and score at least `threshold` (rapidfuzz ratio) are linked; identical keys always are."""
     uniq, inverse = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
-    parent = np.arange(len(uniq))
+    links = []
     blocks = pd.Series(range(len(uniq))).groupby([k[:BLOCK_PREFIX] for k in uniq]).agg(list)
     for members in blocks:
-        members = [m for m in members if len(uniq[m]) >= min_length]
+        members = np.array([m for m in members if len(uniq[m]) >= min_length], dtype=np.int64)
         if len(members) < 2:
             continue
-        scores = cdist([uniq[m] for m in members], [uniq[m] for m in members], scorer=fuzz.ratio,
-                       score_cutoff=threshold, dtype=np.uint8)
-        for a, b in zip(*np.nonzero(np.triu(scores, 1)), strict=True):
-            _link(parent, members[a], members[b])
-    roots = np.array([_root(parent, i) for i in range(len(uniq))])
-    return pd.factorize(roots)[0][inverse]
+        scores = cdist(uniq[members], uniq[members], scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.uint8)
+        a, b = np.nonzero(np.triu(scores, 1))
+        links.append(np.stack([members[a], members[b]]))
+    return _components(len(uniq), links)[inverse]
 
 
 @dataclass
@@ -149,7 +150,7 @@ def _merge_spellings(exact: np.ndarray, artist: np.ndarray, titles: list[str], d
     """Exact (artist, title) groups merged where one artist's titles are near spellings of each other and a track
     of each agrees in length: duplicate uploads."""
     n_groups = int(exact.max()) + 1
-    parent = np.arange(n_groups)
+    links = []
     _, first = np.unique(exact, return_index=True)  # a row of each group, in group order
     g_artist, g_title = artist[first], [titles[i] for i in first]
     order = np.argsort(exact, kind="stable")  # each group's rows, for its lengths
@@ -170,19 +171,13 @@ def _merge_spellings(exact: np.ndarray, artist: np.ndarray, titles: list[str], d
                 continue
             la, lb = lengths(groups[a]), lengths(groups[b])
             if len(la) and len(lb) and (np.abs(la[:, None] - lb[None, :]) <= cfg.duplicate_length_s).any():
-                _link(parent, groups[a], groups[b])
-    roots = np.array([_root(parent, g) for g in range(n_groups)])
-    return pd.factorize(roots)[0][exact]
+                links.append(np.array([[groups[a]], [groups[b]]]))
+    return _components(n_groups, links)[exact]
 
 
-def _link(parent: np.ndarray, a: int, b: int) -> None:
-    """Union-find: one set for a and b, rooted at the smaller root."""
-    ra, rb = _root(parent, a), _root(parent, b)
-    parent[max(ra, rb)] = min(ra, rb)
-
-
-def _root(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
+def _components(n: int, links: list[np.ndarray]) -> np.ndarray:
+    """(n,) the connected component of each node, numbered in order of first appearance, given (2, m) links."""
+    edges = np.concatenate(links, axis=1) if links else np.zeros((2, 0), np.int64)
+    graph = sp.coo_matrix((np.ones(edges.shape[1], np.int8), (edges[0], edges[1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return pd.factorize(label)[0]
