@@ -310,6 +310,9 @@ class ModelConfig(Section):
     use_side: bool = True
     """Sum, with each track's id embedding, embeddings of its artist, genres, length and popularity
     (seqrec.models.side), on the input and the output side; false: the id-only network."""
+    side: list[str] = field(default_factory=lambda: ["artist", "genres", "duration", "popularity"])
+    """The side information read with `model.use_side`, by name from seqrec.models.side.SIDES (`canonical_artists`
+    in place of `artist`: the artists of seqrec.data.canon, collaborators included)."""
 
     def check(self) -> None:
         if self.name not in MODELS:
@@ -728,7 +731,8 @@ RANK_FROM_BASELINES = ("relisten_half_life_days", "relisten_quality_floor", "tra
 """rank.* keys a run trained before they existed took from baselines.*."""
 
 
-ADDED = {"model.use_side": False, "rank.n_explore_candidates": 0}
+ADDED = {"model.use_side": False, "rank.n_explore_candidates": 0,
+         "model.side": ["artist", "genres", "duration", "popularity"]}
 """Keys added since some runs were saved, with what such a run did without them (not necessarily today's
 default)."""
 

@@ -7,6 +7,7 @@ import torch
 
 from seqrec import PAD
 from seqrec.config import ModelConfig
+from seqrec.errors import UserError
 from seqrec.models.sasrec import SASRec
 from seqrec.models.side import MAX_GENRES, SIDES, catalog_network, side_shapes, side_tables
 
@@ -23,7 +24,7 @@ COUNTS = np.array([0, 0, 1, 3, 4, 1500])
 
 def test_every_side_table_by_hand():
     t = side_tables(ITEMS, COUNTS)
-    assert list(t) == [s.name for s in SIDES] == ["artist", "genres", "duration", "popularity"]
+    assert list(t) == [s.name for s in SIDES] == ["artist", "canonical_artists", "genres", "duration", "popularity"]
     np.testing.assert_array_equal(t["artist"][:, 0], [PAD, 1, 1, 3, PAD, 2])  # unknown artist -> PAD
     # a track's first MAX_GENRES genres (metal is cut), case-folded, numbered in sorted order: folk 1, free text 2,
     # jazz 3, pop 4, rock 5
@@ -34,7 +35,8 @@ def test_every_side_table_by_hand():
     np.testing.assert_array_equal(t["duration"][:, 0], [PAD, 1, 1, 5, PAD, 10])
     # floor(log2(plays + 1)) + 1: 0 -> 1, 1 -> 2, 3 -> 3, 4 -> 3, 1500 -> 11
     np.testing.assert_array_equal(t["popularity"][:, 0], [PAD, 1, 2, 3, 3, 11])
-    assert side_shapes(t) == {"artist": [4, 1], "genres": [6, 4], "duration": [11, 1], "popularity": [12, 1]}
+    assert side_shapes(t) == {"artist": [4, 1], "canonical_artists": [4, 1], "genres": [6, 4], "duration": [11, 1],
+                              "popularity": [12, 1]}
     with pytest.raises(ValueError, match="play counts for 3 items, the catalog has 6 rows"):
         side_tables(ITEMS, COUNTS[:3])
 
@@ -77,3 +79,13 @@ def test_decoding_keeps_the_summed_vectors_until_the_weights_change():
         net.load_state_dict({n: p + 1.0 if n == "item_emb.weight" else p for n, p in net.state_dict().items()})
         torch.testing.assert_close(net.item_weights(), kept + 1.0)  # rebuilt from the loaded weights
     assert net.item_weights().requires_grad  # training needs them fresh, in the graph
+
+
+def test_canonical_artists_read_a_collaborator_too_and_the_choice_is_a_setting():
+    n = len(ITEMS)
+    items = ITEMS.assign(canon_artist=[-1, *range(n - 1)], canon_partner=[-1, 1] + [-1] * (n - 2))
+    t = side_tables(items, COUNTS, ("canonical_artists", "genres"))
+    assert list(t) == ["canonical_artists", "genres"]
+    assert t["canonical_artists"][1].tolist() == [1, 2] and t["canonical_artists"][0].tolist() == [PAD, PAD]
+    with pytest.raises(UserError, match="model.side: unknown side information"):
+        side_tables(items, COUNTS, ("artsit",))

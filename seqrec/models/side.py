@@ -18,6 +18,7 @@ import pandas as pd
 from seqrec import PAD
 from seqrec.config import ModelConfig
 from seqrec.data.genres import parse_genres
+from seqrec.errors import UserError
 from seqrec.models.sasrec import SASRec
 
 DURATION_EDGES = np.array([60, 120, 150, 180, 210, 240, 300, 420, 600], dtype=np.float64)
@@ -40,6 +41,13 @@ class SideInput:
 
 def _artist(items: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
     return (items["artist"].to_numpy(np.int64) + 1)[:, None]  # unknown artist (-1) -> PAD
+
+
+def _canonical_artists(items: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
+    """The canonical artist and a collaborator's (seqrec.data.canon): a track of "A feat. B" reads both."""
+    if "canon_artist" not in items:
+        return _artist(items, counts)
+    return np.stack([items["canon_artist"].to_numpy(np.int64), items["canon_partner"].to_numpy(np.int64)], 1) + 1
 
 
 def _genres(items: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
@@ -66,17 +74,23 @@ def _popularity(items: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
 
 SIDES = (
     SideInput("artist", _artist, "the track's artist as the catalog names it"),
+    SideInput("canonical_artists", _canonical_artists, "its canonical artists, a collaborator's too (mean)"),
     SideInput("genres", _genres, "its genres (the mean of their embeddings)"),
     SideInput("duration", _duration, "its length, bucketed"),
     SideInput("popularity", _popularity, "its plays in the log trained on, by powers of two"),
 )
 
 
-def side_tables(items: pd.DataFrame, counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Every entry's (n_items + 1, width) id table of the catalog `items` (row 0 is PAD) and play counts."""
+def side_tables(items: pd.DataFrame, counts: np.ndarray, names: tuple[str, ...] | None = None
+                ) -> dict[str, np.ndarray]:
+    """The (n_items + 1, width) id table of the catalog `items` (row 0 is PAD) and play counts of every entry in
+    `names` (ModelConfig.side; all by default)."""
     if len(counts) != len(items):
         raise ValueError(f"play counts for {len(counts)} items, the catalog has {len(items)} rows")
-    tables = {s.name: s.ids(items, counts) for s in SIDES}
+    unknown = sorted(set(names or ()) - {s.name for s in SIDES})
+    if unknown:
+        raise UserError(f"model.side: unknown side information {unknown}; known: {[s.name for s in SIDES]}")
+    tables = {s.name: s.ids(items, counts) for s in SIDES if names is None or s.name in names}
     for t in tables.values():
         t[PAD] = PAD
     return tables
@@ -90,7 +104,7 @@ def side_shapes(tables: dict[str, np.ndarray]) -> dict[str, list[int]]:
 def catalog_network(cfg: ModelConfig, items: pd.DataFrame, counts: np.ndarray) -> SASRec:
     """An untrained network for the catalog `items`: with `model.use_side`, its side tables (popularity from the
     play counts `counts`) set."""
-    tables = side_tables(items, counts) if cfg.use_side else None
+    tables = side_tables(items, counts, tuple(cfg.side)) if cfg.use_side else None
     net = SASRec(cfg, len(items) - 1, side_shapes(tables) if tables else None)
     if tables:
         net.set_side(tables)

@@ -52,7 +52,8 @@ class SeqDataModule(pl.LightningDataModule):
 
     def side_tables(self) -> dict[str, np.ndarray] | None:
         """The catalog's side tables, popularity from the plays trained on; None unless `model.use_side`."""
-        return side_tables(self.split.history.items, self.item_counts) if self.cfg.model.use_side else None
+        model = self.cfg.model
+        return side_tables(self.split.history.items, self.item_counts, tuple(model.side)) if model.use_side else None
 
     def train_dataloader(self) -> DataLoader:
         # batched fetch: the sampler yields lists of window ids, the dataset gathers them in one go;

@@ -36,7 +36,7 @@ class SeqRecModule(pl.LightningModule):
         """`catalog`: Dataset.catalog_id of the data trained on, kept so a run refuses another catalog. `side`: the
         catalog's side tables (seqrec.models.side.side_tables), read with `model.use_side`. `config_digest`: the
         run's config.yaml (seqrec.runfolder.config_digest), kept so a checkpoint is only read with its config."""
-        side = side if model.use_side else None
+        side = {name: side[name] for name in model.side} if model.use_side and side else None
         module = cls(asdict(model), asdict(train), n_items, catalog, side_shapes(side) if side else None,
                      config_digest)
         if side:
