@@ -214,9 +214,6 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
         events = outofcore.clean_events(con, log_csv, items, user_ids, clean, report["interactions"], scan.rows)
     test_users = np.searchsorted(user_ids, np.unique(test_ids)).astype(np.int64)
     report["test_users"] = len(test_users)
-    ev_user = events["user"].to_numpy()  # sorted: a binary search per test user, not a scan of the log
-    report["test_users_without_history"] = int((np.searchsorted(ev_user, test_users, side="right")
-                                                == np.searchsorted(ev_user, test_users)).sum())
     future = None
     if tables["future.csv"] is not None:
         report["future"] = {}
@@ -227,7 +224,9 @@ def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConf
                         f"(report: {report['interactions']})")
     end = _log_end(events)
     report["log_end"] = str(end)
-    return Dataset(events, items, users, test_users, end, future, report)
+    ds = Dataset(events, items, users, test_users, end, future, report)
+    report["test_users_without_history"] = int((~ds.has_history(test_users, usable_only=False)).sum())
+    return ds
 
 
 def _unique_ids(table: pa.Table, name: str) -> np.ndarray:
