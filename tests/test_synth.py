@@ -20,6 +20,7 @@ FILES = {
     "user_metadata.csv": ["user_id", "age_bin", "children", "gender", "top_genre", "user_disliked_track_count",
                           "user_liked_track_count", "user_downloaded_track_count"],
     "test.csv": ["user_id"],
+    "entities.csv": ["item_id", "song", "work", "artists", "kind", "label"],  # the versions' truth, not a hear-me file
 }
 DATETIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
 

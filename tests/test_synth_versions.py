@@ -17,7 +17,7 @@ def both(tmp_path_factory):
     from dataclasses import replace
 
     plain, versions = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("versions")
-    generate(PRESETS["tiny"], plain)
+    generate(replace(PRESETS["tiny"], **{k: 0.0 for k in KNOBS}), plain)
     generate(replace(PRESETS["tiny"], **KNOBS), versions)
     return plain, versions
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +42,15 @@ def normalise(name: object, folds: tuple[str, ...] = ()) -> str:
     `folds` ('kh=h', ...) then fold spellings transliterations disagree on. '' for a missing name."""
     if not isinstance(name, str):
         return ""
-    text = unicodedata.normalize("NFKD", anyascii(name))
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
-    text = re.sub(r"[^0-9a-z]+", " ", text).strip()
+    latin = name if name.isascii() else anyascii(name)  # anyascii's output is ASCII: no accents left
+    text = _NOT_ALNUM.sub(" ", latin.casefold()).strip()
     for fold in folds:
         src, dst = fold.split("=", 1)
         text = text.replace(src, dst)
-    return re.sub(r"(.)\1+", r"\1", text)  # doubled letters: 'Allla' and 'Alla' alike
+    return _DOUBLED.sub(r"\1", text)  # doubled letters: 'Allla' and 'Alla' alike
+
+
+_NOT_ALNUM, _DOUBLED = re.compile(r"[^0-9a-z]+"), re.compile(r"(.)\1+")
 
 
 def split_artists(field: object, separators: tuple[str, ...]) -> list[str]:
@@ -74,10 +75,17 @@ def base_title(title: object, markers: tuple[str, ...]) -> str:
         return ""
     if not markers:
         return title.strip()
-    marker = "|".join(re.escape(m) for m in markers)
-    text = re.sub(rf"\s*[\(\[][^\)\]]*\b(?:{marker})\b[^\)\]]*[\)\]]", "", title, flags=re.IGNORECASE)
-    text = re.sub(rf"\s+[-–—]\s+[^-–—]*\b(?:{marker})\b.*$", "", text, flags=re.IGNORECASE)
+    bracket, tail = _marker_patterns(markers)
+    text = tail.sub("", bracket.sub("", title))
     return text.strip() or title.strip()
+
+
+@functools.lru_cache(maxsize=8)
+def _marker_patterns(markers: tuple[str, ...]) -> tuple[re.Pattern, re.Pattern]:
+    """A bracket holding a marker, and a ' - ' tail holding one."""
+    marker = "|".join(re.escape(m) for m in markers)
+    return (re.compile(rf"\s*[\(\[][^\)\]]*\b(?:{marker})\b[^\)\]]*[\)\]]", flags=re.IGNORECASE),
+            re.compile(rf"\s+[-–—]\s+[^-–—]*\b(?:{marker})\b.*$", flags=re.IGNORECASE))
 
 
 def cluster(keys: list[str], threshold: float, min_length: int) -> np.ndarray:
@@ -85,13 +93,10 @@ def cluster(keys: list[str], threshold: float, min_length: int) -> np.ndarray:
     `min_length` long and score at least `threshold` (rapidfuzz ratio) are linked; identical keys always are."""
     uniq, inverse = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
     links = []
-    blocks = pd.Series(range(len(uniq))).groupby([k[:BLOCK_PREFIX] for k in uniq]).agg(list)
-    for members in blocks:
-        members = np.array([m for m in members if len(uniq[m]) >= min_length], dtype=np.int64)
-        if len(members) < 2:
-            continue
+    long_enough = np.flatnonzero(np.array([len(k) >= min_length for k in uniq], dtype=bool))
+    for members in _blocks(long_enough, [uniq[m][:BLOCK_PREFIX] for m in long_enough]):
         scores = cdist(uniq[members], uniq[members], scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.uint8)
-        a, b = np.nonzero(np.triu(scores, 1))
+        a, b = _upper(scores)
         links.append(np.stack([members[a], members[b]]))
     return _components(len(uniq), links)[inverse]
 
@@ -160,19 +165,34 @@ def _merge_spellings(exact: np.ndarray, artist: np.ndarray, titles: list[str], d
         d = durations[order[bounds[g]:bounds[g + 1]]]
         return d[np.isfinite(d)]
 
-    blocks = pd.Series(np.arange(n_groups)).groupby([g_artist, [t[:BLOCK_PREFIX] for t in g_title]]).agg(list)
-    for groups in blocks:  # one artist's titles that share their first letters
-        if len(groups) < 2:
-            continue
+    block_key = pd.factorize(pd.Series([f"{a}\x00{t[:BLOCK_PREFIX]}" for a, t in zip(g_artist, g_title,
+                                                                                  strict=True)]))[0]
+    for groups in _blocks(np.arange(n_groups), block_key):  # one artist's titles that share their first letters
         keys = [g_title[g] for g in groups]
         scores = cdist(keys, keys, scorer=fuzz.ratio, score_cutoff=cfg.title_similarity, dtype=np.uint8)
-        for a, b in zip(*np.nonzero(np.triu(scores, 1)), strict=True):
+        for a, b in zip(*_upper(scores), strict=True):
             if min(len(keys[a]), len(keys[b])) < cfg.min_name_length:
                 continue
             la, lb = lengths(groups[a]), lengths(groups[b])
             if len(la) and len(lb) and (np.abs(la[:, None] - lb[None, :]) <= cfg.duplicate_length_s).any():
                 links.append(np.array([[groups[a]], [groups[b]]]))
     return _components(n_groups, links)[exact]
+
+
+def _upper(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs a < b of a square score matrix with a non-zero score."""
+    a, b = np.nonzero(scores)
+    keep = a < b
+    return a[keep], b[keep]
+
+
+def _blocks(members: np.ndarray, keys: list | np.ndarray) -> list[np.ndarray]:
+    """`members` split by their `keys`, the blocks of two members or more only (a sort, not a pandas groupby:
+    most blocks hold one member)."""
+    codes = pd.factorize(pd.Series(keys, dtype=object))[0] if len(members) else np.zeros(0, np.int64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
+    return [members[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b - a > 1]
 
 
 def _components(n: int, links: list[np.ndarray]) -> np.ndarray:

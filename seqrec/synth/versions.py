@@ -1,5 +1,5 @@
 """One song under many ids: versions, covers, duplicate uploads and collaborations (knobs `version_share`,
-`cover_share`, `duplicate_share`, `version_play_share`; all 0 by default, so the default data is unchanged).
+`cover_share`, `duplicate_share`, `version_play_share`; 0 turns each off).
 
 - A song (popular songs more often) gets versions by its artist: remix, radio edit, live, remaster, sped up,
   slowed + reverb, each with the length that version has; another artist may cover it; it may be uploaded again
@@ -162,7 +162,8 @@ def _distinct_per_artist(titles: list[str], artist: np.ndarray, rng: np.random.G
 def redirect(user: np.ndarray, item: np.ndarray, listened: np.ndarray, alt: Alternates, share: float,
              duration: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Plays moved from a song to its other ids: for the (user, song) pairs that adopt them (a share, fixed by the
-    pair), each play goes to one of the song's alternates; the listened seconds keep their share of the length."""
+    pair), each play goes to one of the song's alternates; the listened seconds keep their share of the length,
+    in whole seconds (floored) like every other play's."""
     order = np.argsort(alt.base, kind="stable")
     lo = np.searchsorted(alt.base[order], np.arange(alt.n_base))
     hi = np.searchsorted(alt.base[order], np.arange(alt.n_base), side="right")
@@ -172,10 +173,10 @@ def redirect(user: np.ndarray, item: np.ndarray, listened: np.ndarray, alt: Alte
     moved = has & (pair % np.uint64(10_000) < np.uint64(share * 10_000))
     pick = lo[item[moved]] + rng.integers(0, 1 << 30, moved.sum()) % (hi[item[moved]] - lo[item[moved]])
     new = alt.n_base + order[pick]
-    item, listened = item.copy(), listened.astype(np.float64).copy()
-    listened[moved] = listened[moved] * duration[new] / duration[item[moved]]
+    item, out = item.copy(), listened.copy()
+    out[moved] = np.floor(listened[moved] * duration[new] / duration[item[moved]])  # whole seconds, as every play
     item[moved] = new
-    return item, listened
+    return item, out
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
