@@ -1,7 +1,7 @@
 """Canonical artists and song groups (seqrec.data.canon) against the generator's truth (entities.csv).
 
-python benchmarks/entities.py --data DIR [key=value ...]   (DIR generated with --version-share/--cover-share/
-                                                            --duplicate-share above 0, so it holds entities.csv)
+python benchmarks/entities.py --data DIR [key=value ...]   (DIR from python -m seqrec.synth, whose versions knobs
+                                                            are on by default, so it holds entities.csv)
 
 Pairwise scores over the catalogue's tracks: two tracks are a pair when they share a song group (ours / the
 truth's song); precision = true pairs found / pairs we made, recall = true pairs found / true pairs. Artists: the

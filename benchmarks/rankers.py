@@ -48,6 +48,9 @@ NO_NETWORK_SOURCES = ["rank.n_model_candidates=0", "rank.n_explore_candidates=0"
 CATBOOST = "catboost"  # a row's overrides name it: CatBoost's ranker in place of the configured one
 ROWS = {  # name: (overrides of the run's rank.* settings, what scores the candidates)
     "gbdt (the run's settings)": ([], "network"),
+    "gbdt, model_rank counted over the whole catalog": (["rank.model_rank_sample=0"], "network"),
+    "gbdt, model_rank estimated below the best 1,000 from 4,096 tracks":
+        (["rank.model_rank_sample=4096", "rank.model_rank_top=1000"], "network"),
     "gbdt lambdarank": (["rank.objective=lambdarank"], "network"),
     "catboost YetiRank": ([CATBOOST], "network"),
     "gbdt, source ranks as features": (["rank.source_features=true"], "network"),
@@ -165,7 +168,7 @@ def main(argv: list[str]) -> None:
             print(f"{name}: skipped, catboost is not installed", file=sys.stderr)
             continue
         cfg = with_overrides(run.cfg, overrides)
-        key = (scorer, *(s.n(cfg.rank) for s in SOURCES))
+        key = (scorer, *(s.n(cfg.rank) for s in SOURCES), cfg.rank.model_rank_sample, cfg.rank.model_rank_top)
         if key not in cache:
             # the future window's candidates come from the whole log, decoded by the same (cut's) network
             cache[key] = (candidates(run, cfg, split, scorer),

@@ -1,6 +1,7 @@
 """The recommendation service under a bounded local load: throughput of the whole mix, p50/p99 latency per endpoint.
 
-python benchmarks/serve_load.py run.dir=runs/demo [--requests 2000] [--clients 4] [--time-limit 180] [key=value ...]
+python benchmarks/serve_load.py run.dir=runs/demo [serve.lists=FOLDER] [--requests 2000] [--clients 4]
+                                [--time-limit 180] [key=value ...]
 
 Starts `python -m seqrec.serve` on a free loopback port over a fresh event store in a temporary folder (the
 run's own store is not touched), waits for /health, then `--clients` threads share a fixed, seeded list of
@@ -8,7 +9,8 @@ run's own store is not touched), waits for /health, then `--clients` threads sha
 mix: recommendations for log users, for users who posted events during the run (their history is re-encoded)
 and for unknown users, similar tracks, histories, and event posts (full or partial listens of catalog tracks).
 Each endpoint's latency comes from its own requests; requests/s is given for the whole mix only (an endpoint's
-count is its share of the mix, not its capacity).
+count is its share of the mix, not its capacity). `answered from` counts the `source` of the recommendations'
+answers: with serve.lists (predict.py users=all lists=FOLDER) a log user who has not posted is read from the lists.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
@@ -108,6 +110,7 @@ def fire(port: int, todo: list, clients: int, time_limit: float) -> tuple[dict, 
     """Latencies (s) and status codes per kind, and the wall time."""
     lat: dict[str, list[float]] = defaultdict(list)
     bad: dict[str, list[int]] = defaultdict(list)
+    source: dict[str, Counter] = defaultdict(Counter)
     lock, nxt = threading.Lock(), iter(todo)
     stop = time.monotonic() + time_limit
 
@@ -126,6 +129,8 @@ def fire(port: int, todo: list, clients: int, time_limit: float) -> tuple[dict, 
                     lat[kind].append(dt)
                     if r.status_code >= 400:
                         bad[kind].append(r.status_code)
+                    elif path.startswith("/recommendations"):
+                        source[kind][r.json()["source"]] += 1
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -133,7 +138,7 @@ def fire(port: int, todo: list, clients: int, time_limit: float) -> tuple[dict, 
         t.start()
     for t in threads:
         t.join()
-    return {"lat": lat, "bad": bad}, time.perf_counter() - t0
+    return {"lat": lat, "bad": bad, "source": source}, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -163,15 +168,17 @@ def main() -> None:
     print(f"service start (to first /health) {start_s:.1f}s; {done} requests from {a.clients} clients in "
           f"{wall:.1f}s = {done / wall:.1f} requests/s{cut}")
     ref = np.percentile(np.array(res["lat"].get(REFERENCE, [np.nan])), 50) * 1000
-    print("| endpoint | requests | errors | p50 ms | p99 ms | p50 x reference |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| endpoint | requests | errors | p50 ms | p99 ms | p50 x reference | answered from |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for kind in MIX:
         t = np.array(res["lat"].get(kind, [np.nan])) * 1000
+        sources = ", ".join(f"{name} {n}" for name, n in res["source"][kind].most_common()) or "-"
         print(f"| {kind} | {len(res['lat'].get(kind, []))} | {len(res['bad'].get(kind, []))} | "
-              f"{np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} | {np.percentile(t, 50) / ref:.1f} |")
+              f"{np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} | {np.percentile(t, 50) / ref:.1f} | "
+              f"{sources} |")
     t = np.concatenate([np.array(v) for v in res["lat"].values()]) * 1000
     print(f"| **all** ({done / wall:.1f} requests/s) | {done} | {sum(len(v) for v in res['bad'].values())} | "
-          f"{np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} | {np.percentile(t, 50) / ref:.1f} |")
+          f"{np.percentile(t, 50):.1f} | {np.percentile(t, 99):.1f} | {np.percentile(t, 50) / ref:.1f} | |")
 
 
 if __name__ == "__main__":

@@ -457,6 +457,12 @@ class RankConfig(Section):
     n_artist_candidates: int = setting(0, ge=0, le=MAX_K)
     """Source `artists`: tracks of the user's artists, by the user's share of the artist and the track's recent
     listeners."""
+    model_rank_top: int = setting(1000, ge=1, le=MAX_K, command=True)
+    """The `model_rank` feature is counted exactly among the scorer's best this many tracks..."""
+    model_rank_sample: int = setting(4096, ge=0, le=MAX_K, command=True)
+    """...and estimated below them from the scores of this many tracks drawn once (seeded by rank.seed); 0 counts
+    it exactly over the whole catalog (BENCHMARKS.md, "Decoding at catalog scale": what each costs and the
+    estimate's effect on val/score). A command may change both: the same feature, counted or estimated."""
     relisten_half_life_days: float = setting(BaselineConfig.relisten_half_life_days, gt=0)
     """Half-life of the re-listen score (the `relisten` feature and the history source)."""
     short_half_life_days: float = setting(7.0, gt=0)
@@ -642,6 +648,9 @@ class ServeConfig(Section):
     """Longest request body; a longer one is answered 413."""
     clock_skew_minutes: float = setting(10.0, ge=0)
     """A posted event may be dated at most this far after the server's clock."""
+    lists: str | None = None
+    """A folder of offline lists (predict.py users=all lists=FOLDER) of this run and data: users without posted
+    events are answered from it; users who posted since are decoded afresh."""
 
     def check(self) -> None:
         if not 1 <= self.k <= self.max_k or not 1 <= self.similar_k <= self.max_k:
@@ -673,6 +682,13 @@ class Config(Section):
     serve: ServeConfig = field(default_factory=ServeConfig, metadata=COMMAND)
     submission: str = setting("submission.csv", command=True)
     """Where predict.py writes."""
+    users: str = setting("test", command=True)
+    """predict.py: whose lists it decodes: `test` (test.csv's users) or `all` (every user of the log and of
+    test.csv; with `lists`)."""
+    lists: str | None = setting(None, command=True)
+    """predict.py: write the lists (`user_id, item_id, rank, score`) into this folder as parquet files of
+    decode.shard_users users each, resumable shard by shard, instead of the submission; the service serves them
+    (serve.lists)."""
     ckpt: str | None = setting(None, command=True)
     """train.py: resume from the run's `last` (or `best`) checkpoint, or from a path. Commands that decode a trained
     run (predict.py, seqrec.evaluate, seqrec.similar, the service): `best` or `last` decodes with that checkpoint
@@ -680,6 +696,13 @@ class Config(Section):
     overrides: list[str] = field(default_factory=list, metadata=COMMAND)
     """The key=value settings this config was built with, presets expanded (filled by load_config): a trained
     run refuses those that would change what it was trained on."""
+
+    def check(self) -> None:
+        if self.users not in ("test", "all"):
+            raise ValueError(f"users must be test or all, got {self.users!r}")
+        if self.users == "all" and not self.lists:
+            raise ValueError("users=all decodes every user's list: name the folder to write them to with "
+                             "lists=FOLDER")
 
 
 # `model=NAME` is shorthand for `model.name=NAME`, `port=N` for `serve.port=N`, `item_id=ID` and `k=N` for
@@ -731,7 +754,7 @@ RANK_FROM_BASELINES = ("relisten_half_life_days", "relisten_quality_floor", "tra
 """rank.* keys a run trained before they existed took from baselines.*."""
 
 
-ADDED = {"model.use_side": False, "rank.n_explore_candidates": 0,
+ADDED = {"model.use_side": False, "rank.n_explore_candidates": 0, "rank.model_rank_sample": 0,
          "model.side": ["artist", "genres", "duration", "popularity"]}
 """Keys added since some runs were saved, with what such a run did without them (not necessarily today's
 default)."""

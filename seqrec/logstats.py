@@ -84,6 +84,16 @@ def transition_scores(history: sp.csr_matrix, context: sp.csr_matrix, trans: sp.
 
 
 def row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
-    """Scale each row so its largest entry is 1 (rows of zeros stay zero)."""
-    top = np.asarray(m.max(axis=1).todense()).ravel()
-    return sp.diags(1.0 / np.where(top > 0, top, 1.0)) @ m
+    """Scale each row so its largest entry is 1 (rows of zeros stay zero). `m` holds non-negative entries, one per
+    (row, column) at most, as play sums and their products do: a row's largest is its largest stored value, found
+    without the sort scipy's max(axis=1) does first."""
+    m = m.tocsr()
+    counts = np.diff(m.indptr)
+    top = np.zeros(m.shape[0], dtype=m.dtype)
+    filled = counts > 0
+    if filled.any():
+        top[filled] = np.maximum.reduceat(m.data, m.indptr[:-1][filled])
+    inv = 1.0 / np.where(top > 0, top, 1.0)
+    out = m.astype(np.result_type(inv, m.dtype), copy=True)
+    out.data *= np.repeat(inv, counts)  # what a diagonal matrix product computes, entry by entry
+    return out

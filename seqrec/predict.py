@@ -7,10 +7,15 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
+
 from seqrec import report
 from seqrec.cli import Command
 from seqrec.config import Config, load_config
+from seqrec.data.dataset import Dataset
 from seqrec.data.split import make_split
+from seqrec.errors import UserError
+from seqrec.inference.lists import check_lists, lists_digest, write_lists
 from seqrec.inference.rerank import rerank_dataset
 from seqrec.inference.submission import write_submission
 from seqrec.offline import list_metrics
@@ -19,14 +24,15 @@ from seqrec.run import Run, recommend
 from seqrec.storage import localised
 
 COMMAND = Command(
-    usage="python predict.py [model=sasrec|NAME] [key=value ...]",
+    usage="python predict.py [model=sasrec|NAME] [users=test|all lists=FOLDER] [key=value ...]",
     summary="Recommend 50 tracks for every user of test.csv from the whole log (a trained run, or a baseline "
             "fitted now),\nwrite the submission atomically and score it when future.csv is present.",
     keys=("data.dir", "run.dir", "model.name", "submission", "eval.k", "decode.batch_users", "decode.shard_users",
-          "decode.workers", "decode.devices", "rerank.enabled"),
+          "decode.workers", "decode.devices", "rerank.enabled", "users", "lists"),
     examples=("python predict.py run.dir=runs/demo submission=runs/demo/submission.csv",
               "python predict.py run.dir=runs/real data.dir=data/real decode.devices=4   # 4 GPUs, DDP",
-              "python predict.py model=transitions data.dir=data/real submission=transitions.csv"),
+              "python predict.py model=transitions data.dir=data/real submission=transitions.csv",
+              "python predict.py run.dir=runs/demo users=all lists=runs/demo/lists   # every user, parquet"),
 )
 
 
@@ -41,6 +47,11 @@ def predict(cfg: Config) -> dict[str, float] | None:
     run = Run.load(cfg) if cfg.model.name == "sasrec" else None
     cfg = run.cfg if run else cfg
     ds = report.ingest(cfg)
+    if cfg.lists:
+        if run is None:
+            raise UserError(f"lists={cfg.lists} writes a trained run's lists: give run.dir=RUN (model=sasrec)")
+        predict_lists(cfg, ds, run)
+        return None
     with report.step_report(cfg, "predict") as rep:
         t0 = time.perf_counter()
         k = cfg.eval.k
@@ -69,3 +80,24 @@ def predict(cfg: Config) -> dict[str, float] | None:
         print(f"future.csv score {scores['score']:.4f}  ndcg@{k} {scores[f'ndcg@{k}']:.4f}  "
               f"repeat {scores['repeat']:.2f}  ({len(split.users):,} test users with history)")
         return scores
+
+
+def predict_lists(cfg: Config, ds: Dataset, run: Run) -> None:
+    """Write the lists of test.csv's users (users=test) or of every user (users=all) into cfg.lists, resuming
+    what an earlier call with the same run and data left, then check them whole."""
+    with report.step_report(cfg, "predict") as rep:
+        t0, k = time.perf_counter(), cfg.eval.k
+        ds.check_list_length(k, "eval.k")
+        users = np.arange(ds.n_users) if cfg.users == "all" else ds.test_users
+        digest = lists_digest(run.ckpt, ds)
+        write_lists(cfg.lists, ds, users, run.shard_ranked(ds, k), k, digest, cfg.decode.shard_users,
+                    cfg.decode.workers)
+        problems = check_lists(cfg.lists, ds, users)
+        if problems:
+            raise ValueError(f"{cfg.lists}: the lists are not valid: {'; '.join(problems[:5])}")
+        seconds = time.perf_counter() - t0
+        print(f"{cfg.model.name}: wrote the lists of {len(users):,} users x {k} into {cfg.lists} (digest {digest}) "
+              f"in {seconds:.1f}s, {len(users) / seconds:.0f} users/s; checked: every user once, {k} distinct "
+              f"recommendable tracks each")
+        rep["summary"] = {"model": cfg.model.name, "lists": cfg.lists, "users": len(users), "k": k,
+                          "digest": digest, "seconds": seconds}

@@ -125,8 +125,13 @@ class Run:
     def shard_topk(self, ds: Dataset, k: int) -> Callable[[np.ndarray], np.ndarray]:
         """users -> their (n, k) lists, decoded as one shard: the shard's own evidence, the whole log's tables
         (built here, once)."""
+        ranked = self.shard_ranked(ds, k)
+        return lambda u: ranked(u)[0]
+
+    def shard_ranked(self, ds: Dataset, k: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """users -> their (n, k) lists and ranking scores, decoded as one shard (shard_topk)."""
         tables = LogTables.build(ds, self.cfg.rank)
-        return lambda u: self.decoder(ds.shard(u), tables).topk(self.net, u, self.ranker, k)
+        return lambda u: self.decoder(ds.shard(u), tables).ranked(self.net, u, self.ranker, k)
 
     def report_repeats(self, recs: np.ndarray, users: np.ndarray, ds: Dataset) -> None:
         rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())

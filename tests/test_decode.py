@@ -243,3 +243,40 @@ def test_discover_batches_say_which_targets_are_first_plays(hand_feats):
     torch.testing.assert_close(b["first"], torch.tensor([[True, True, False], [False, True, True],
                                                          [False, True, True]]))
     assert "first" not in TrainWindows(hand_feats, T=3)[[0]]  # only the discover objectives read it
+
+
+@pytest.mark.parametrize("sample", [0, 500])
+def test_model_rank_counted_exactly_gives_the_sorting_decoders_lists(tiny_run, sample):
+    """rank.model_rank_sample=0 counts each candidate's rank exactly: the same features, hence the same lists, as
+    the decoder that sorted the whole catalog; an estimate (here from 500 of the tiny catalog's tracks below the
+    best 100) keeps the best 100 exact and the rest close."""
+    import dataclasses
+
+    from seqrec.data.dataset import load_dataset
+    from seqrec.ranking.rankers import top_k
+    from seqrec.run import Run
+
+    run = Run.load(load_config([f"run.dir={tiny_run}"]))
+    cfg = dataclasses.replace(run.cfg, rank=dataclasses.replace(run.cfg.rank, model_rank_sample=sample,
+                                                                model_rank_top=100))
+    ds = load_dataset(cfg.data, cfg.clean)
+    seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
+    decoder = make_decoder(ds, event_features(seqs, cfg.train.weight_mode), cfg, LogTables.build(ds, cfg.rank))
+    users = ds.test_users[:64]
+    c = decoder.candidates(run.net, users, K)
+    logp = decoder.scores(run.net, users).logp
+    lp = torch.gather(logp, 1, torch.as_tensor(c.items))
+    by_sort = torch.sort(logp, dim=1, descending=True).values
+    old = torch.log1p(torch.searchsorted(-by_sort, -lp.contiguous()).float()).numpy()
+    got = c.columns(("model_rank",))[..., 0]
+    at_top = c.mask & (old < np.log1p(99.5))  # fewer than 100 tracks above: among the best 100
+    np.testing.assert_array_equal(got[at_top], old[at_top])
+    if sample == 0:
+        np.testing.assert_array_equal(got[c.mask], old[c.mask])
+        sorting = Candidates(c.items, c.mask, c.x.copy(), c.names)
+        sorting.x[..., c.names.index("model_rank")] = old
+        np.testing.assert_array_equal(top_k(c, run.ranker.score(c), K)[0],
+                                      top_k(sorting, run.ranker.score(sorting), K)[0])
+    else:
+        deep = c.mask & (old > np.log1p(400))
+        assert deep.any() and np.median(np.abs(got[deep] - old[deep])) < 0.15

@@ -82,7 +82,7 @@ def test_health_and_openapi(shared):
     r = client.get("/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "run": rec.cfg.run.dir, "users": rec.ds.n_users, "items": rec.ds.n_items,
-                        "posted_events": 0}
+                        "posted_events": 0, "offline_lists": 0}
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {"/health", "/recommendations/{user_id}", "/events", "/similar/{item_id}",
                                   "/users/{user_id}/history"}

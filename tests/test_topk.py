@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from seqrec import PAD
-from seqrec.topk import fill, sparse_topk
+from seqrec.topk import count_above, estimate_above, fill, sparse_at, sparse_topk
 
 INF = np.inf
 
@@ -93,3 +94,58 @@ def test_fill_raises_on_too_short_fallback(fallback):
     items = np.full((2, 4), PAD)
     with pytest.raises(ValueError, match="at least 8 items"):
         fill(items, np.full((2, 4), -INF, np.float32), fallback)
+
+
+def brute_above(scores: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    return (scores[:, None, :] > values[:, :, None]).sum(-1)
+
+
+def test_count_above_is_exact_with_ties_and_masked_tracks():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.round(torch.randn(37, 3000, generator=g) * 4) / 4  # many ties
+    scores[:, :200] = float("-inf")  # tracks the scorer rules out
+    cols = torch.randint(0, 3000, (37, 25), generator=g)
+    values = torch.gather(scores, 1, cols)
+    values[:, 0] = values[:, 1]  # a candidate tied with another
+    want = brute_above(scores, values)
+    assert torch.equal(count_above(scores, values, rows=8), want)
+    sort = torch.sort(scores, dim=1, descending=True).values  # the sort and search the count replaces
+    assert torch.equal(torch.searchsorted(-sort, -values.contiguous()), want)
+
+
+def test_estimate_above_is_exact_at_the_top_and_close_below():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(16, 40_000, generator=g)
+    cols = torch.randint(0, 40_000, (16, 200), generator=g)
+    values = torch.gather(scores, 1, cols)
+    exact = brute_above(scores, values)
+    sample = torch.as_tensor(np.random.default_rng(0).choice(40_000, 4000, replace=False))
+    guess = estimate_above(scores, values, 500, sample)
+    top = exact < 500
+    assert top.any() and torch.equal(guess[top], exact[top])  # among the best 500: counted
+    deep = exact >= 2000
+    assert (guess[~top] >= 500).all()
+    rel = (guess[deep].float() - exact[deep].float()).abs() / exact[deep].float()
+    assert rel.median() < 0.05 and rel.max() < 0.35  # binomial noise of a 10 % sample
+
+
+def test_sparse_topk_of_long_rows_keeps_ties_at_the_cut_in_item_order():
+    rng = np.random.default_rng(3)
+    dense = np.round(rng.random((6, 400)) * 8) / 8 * (rng.random((6, 400)) < 0.5)  # ties everywhere, rows > k
+    items, vals = sparse_topk(sp.csr_matrix(dense), 20)
+    for r in range(6):
+        order = np.lexsort((np.arange(400), -dense[r]))[:20]  # best first, ties by the lower item
+        order = order[dense[r, order] != 0]
+        assert items[r, :len(order)].tolist() == order.tolist()
+        np.testing.assert_array_equal(vals[r, :len(order)], dense[r, order].astype(np.float32))
+
+
+def test_sparse_at_reads_unsorted_and_duplicate_entries():
+    m = sp.csr_matrix((np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.array([5, 1, 5, 3, 0]), np.array([0, 3, 3, 5])),
+                      shape=(3, 8))  # row 0 holds column 5 twice (summed) and is unsorted; row 1 is empty
+    assert not m.has_sorted_indices
+    cols = np.array([[5, 1, 2], [0, 5, 7], [3, 0, 6]])
+    got = sparse_at(m, np.array([0, 1, 2]), cols)
+    np.testing.assert_array_equal(got, [[4.0, 2.0, 0.0], [0.0, 0.0, 0.0], [4.0, 5.0, 0.0]])
+    np.testing.assert_array_equal(sparse_at(m, np.array([2, 0]), cols[:2]), [[0.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+    assert m.indices.tolist() == [5, 1, 5, 3, 0]  # the caller's matrix is left as it was

@@ -48,6 +48,9 @@ class Dataset:
     """Events of the predicted window when known (synthetic future.csv, or a temporal hold-out)."""
     report: dict = field(default_factory=dict)
     """Cleaning counts."""
+    digest: str | None = None
+    """The inputs' content under the cleaning rules (load_dataset's cache key; None when built otherwise): what
+    offline lists were decoded from."""
 
     @property
     def n_items(self) -> int:
@@ -140,6 +143,7 @@ def load_dataset(data: DataConfig, clean: CleanConfig) -> Dataset:
     if ds is None:
         ds = build_dataset(data.dir, clean, data.engine, data.duckdb_memory)
         _write_cache(ds, cache)
+    ds.digest = cache.name
     check_plausible(ds, data)
     return ds
 

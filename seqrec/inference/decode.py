@@ -39,23 +39,17 @@ class Decoder:
         device = next(net.parameters()).device
         return {n: t.to(device) for n, t in history_inputs(self.feats, users, net.cfg.max_len).items()}
 
-    def mask(self, users: np.ndarray, device: torch.device) -> torch.Tensor:
-        """What may be recommended: (V,) bool for everyone, or (B, V) without each user's blocked tracks."""
-        allowed = torch.tensor(self.allowed, device=device)
-        if self.blocked is None:
-            return allowed
-        coo = self.blocked[users].tocoo()
-        per_user = allowed.expand(len(users), -1).clone()  # (B, V)
-        per_user[torch.as_tensor(coo.row, device=device), torch.as_tensor(coo.col, device=device)] = False
-        return per_user
-
     @torch.no_grad()
     def scores(self, net: SASRec, users: np.ndarray, states: States | None = None) -> Scores:
         """The network's log-probabilities over what each user may be recommended, with its states (encoded here
         unless given: (B, D) after each user's last event)."""
         net.eval()
         states = states if states is not None else net.encode(self.inputs(net, users), last_only=True)
-        logits = net.score(states, allowed=self.mask(users, states.h.device))
+        device = states.h.device
+        logits = net.score(states, allowed=torch.tensor(self.allowed, device=device))
+        if self.blocked is not None:  # each user's blocked tracks, set one by one: no (B, V) mask is built
+            coo = self.blocked[users].tocoo()
+            logits[torch.as_tensor(coo.row, device=device), torch.as_tensor(coo.col, device=device)] = float("-inf")
         return Scores(torch.log_softmax(logits, dim=-1), states.h, net.item_weights())
 
     @torch.no_grad()
@@ -72,9 +66,23 @@ class Decoder:
 
     def topk(self, net: SASRec, users: np.ndarray, ranker: Ranker, k: int) -> np.ndarray:
         """(n, k) best candidates by the ranking stage."""
-        c = self.candidates(net, users, k)
-        coverage_check(c.mask, k)
-        return top_k(c, ranker.score(c), k)[0]
+        return self.ranked(net, users, ranker, k)[0]
+
+    @torch.no_grad()
+    def ranked(self, net: SASRec, users: np.ndarray, ranker: Ranker, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, k) best candidates by the ranking stage and (n, k) their ranking scores, ranked batch by batch
+        (decode.batch_users): only one batch's candidates and features are held, not a shard's."""
+        step, items, scores = self.cfg.batch_users, [], []
+        for i in range(0, len(users), step):
+            batch = users[i:i + step]
+            c = self.candidates_from(self.scores(net, batch), batch, k)
+            coverage_check(c.mask, k)
+            top, score = top_k(c, ranker.score(c), k)
+            items.append(top)
+            scores.append(score)
+        if not items:
+            return np.zeros((0, k), np.int64), np.zeros((0, k))
+        return np.concatenate(items), np.concatenate(scores)
 
 
 def coverage_check(mask: np.ndarray, k: int) -> None:

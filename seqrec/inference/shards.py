@@ -10,12 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import torch
 
-_JOB: Callable[[np.ndarray], np.ndarray] | None = None
+T = TypeVar("T")
+_JOB: Callable[[np.ndarray], object] | None = None
 """The decoding function the forked workers inherit (a closure cannot be pickled to them)."""
 
 
@@ -28,12 +30,18 @@ def decode_shards(decode: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
                   workers: int = 1) -> np.ndarray:
     """np.concatenate of decode(shard) over the shards of `users` (rows in the users' order), with progress on
     stderr; `workers` > 1 decodes them in that many forked processes of one thread each."""
-    global _JOB
     shards = split_users(users, size)
     if not shards:
         raise ValueError("no users to decode")
-    t0, out, done, pool = time.perf_counter(), [], 0, None
-    if workers == 1 or len(shards) == 1:
+    return np.concatenate(list(iter_shards(decode, shards, workers)))
+
+
+def iter_shards(decode: Callable[[np.ndarray], T], shards: list[np.ndarray], workers: int = 1) -> Iterator[T]:
+    """decode(shard) for each shard, in order, in this process or in `workers` forked processes of one thread
+    each; a progress line with users/s and the time left on stderr after each shard."""
+    global _JOB
+    total, t0, done, pool = sum(len(s) for s in shards), time.perf_counter(), 0, None
+    if workers == 1 or len(shards) <= 1:
         results = map(decode, shards)
     else:
         if torch.cuda.is_initialized():
@@ -44,18 +52,21 @@ def decode_shards(decode: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
                                                          initargs=(1,))
         results = pool.imap(_run, shards)
     try:
-        for i, recs in enumerate(results, 1):
-            out.append(recs)
-            done += len(recs)
-            print(f"decoded shard {i}/{len(shards)}: {done:,}/{len(users):,} users, "
-                  f"{done / (time.perf_counter() - t0):.0f} users/s", file=sys.stderr, flush=True)
+        for i, (shard, out) in enumerate(zip(shards, results, strict=True), 1):
+            done += len(shard)
+            rate = done / (time.perf_counter() - t0)
+            print(f"decoded shard {i}/{len(shards)}: {done:,}/{total:,} users, {rate:.0f} users/s, "
+                  f"{(total - done) / rate / 60:.1f} min left", file=sys.stderr, flush=True)
+            yield out
     finally:
         if pool is not None:
-            pool.close()
+            if done < total:  # stopped early (an error, or the caller stopped reading): drop the queued shards
+                pool.terminate()
+            else:
+                pool.close()
             pool.join()
             _JOB = None
-    return np.concatenate(out)
 
 
-def _run(users: np.ndarray) -> np.ndarray:
+def _run(users: np.ndarray) -> object:
     return _JOB(users)

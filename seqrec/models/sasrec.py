@@ -231,9 +231,9 @@ class SASRec(nn.Module):
             ids = candidates[:, None, :] if h.dim() == 3 else candidates  # (B, 1, C) or (N, C)
         if context is not None:
             flat = out.reshape(-1, out.shape[-1])  # (rows, C): the context's rows
-            if candidates is None:
-                flat = flat.scatter_add(1, context.items.where(context.latest, PAD),
-                                        context.bias.where(context.latest, 0.0).float())
+            if candidates is None:  # in place when nothing is learned: no second (N, V) block
+                add = flat.scatter_add_ if not torch.is_grad_enabled() else flat.scatter_add
+                flat = add(1, context.items.where(context.latest, PAD), context.bias.where(context.latest, 0.0).float())
             else:
                 flat = flat + window_bias(context, ids.expand(*out.shape).reshape(flat.shape))
             out = flat.view(out.shape)
@@ -242,7 +242,7 @@ class SASRec(nn.Module):
             banned = banned | ~allowed[ids]
         elif allowed is not None:  # per row: (N, V) for the whole catalog, gathered for (N, C) candidates
             banned = banned | (~allowed if candidates is None else ~allowed.gather(-1, ids))
-        return out.masked_fill(banned, float("-inf"))
+        return (out.masked_fill_ if not torch.is_grad_enabled() else out.masked_fill)(banned, float("-inf"))
 
 
 def window_bias(rep: Repeat, items: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ its test); FEATURES, the candidates' columns and the ranker's inputs follow from
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +29,7 @@ from seqrec.config import RankConfig
 from seqrec.data.dataset import Dataset
 from seqrec.logstats import listeners
 from seqrec.ranking.sources import SOURCES, UserBatch
+from seqrec.topk import count_above, estimate_above, sparse_at
 
 if TYPE_CHECKING:
     from seqrec.ranking.evidence import Evidence
@@ -148,8 +150,7 @@ class Batch:
         """(B, C) the entries of a sparse matrix at the candidates: of its rows for this batch (B, V) at the
         candidates' tracks, or of its rows for every user (n_users, X) at `columns` (B, C)."""
         rows = np.arange(len(self.items)) if columns is None else self.users.users
-        cols = self.items if columns is None else columns
-        return np.asarray(m[np.repeat(rows, cols.shape[1]), cols.ravel()]).reshape(cols.shape)
+        return sparse_at(m, rows, self.items if columns is None else columns)
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,20 @@ def _due(p: Played) -> np.ndarray:
 
 
 def _model_rank(b: Batch) -> np.ndarray:
-    logp = b.users.scores.logp
+    logp, cfg = b.users.scores.logp, b.evidence.cfg
     lp = torch.gather(logp, 1, torch.as_tensor(b.items, device=logp.device))  # (B, C)
-    by_score = torch.sort(logp.float(), dim=1, descending=True).values  # (B, V)
-    return torch.log1p(torch.searchsorted(-by_score, -lp.float().contiguous()).float()).cpu().numpy()
+    if cfg.model_rank_sample == 0:
+        above = count_above(logp, lp)
+    else:
+        sample = _rank_sample(logp.shape[1], cfg.model_rank_sample, cfg.seed).to(logp.device)
+        above = estimate_above(logp, lp, cfg.model_rank_top, sample)
+    return torch.log1p(above.float()).cpu().numpy()
+
+
+@functools.cache
+def _rank_sample(n_items: int, size: int, seed: int) -> torch.Tensor:
+    """The columns `model_rank` is estimated from: `size` of n_items drawn once per process, seeded."""
+    return torch.as_tensor(np.random.default_rng(seed).choice(n_items, min(size, n_items), replace=False))
 
 
 def _model_cos(b: Batch) -> np.ndarray:

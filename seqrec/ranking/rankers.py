@@ -98,9 +98,10 @@ class GBDT:
         its fallback feature."""
         if self.booster is None:
             return ByFeature(self.fallback).score(c)
-        x = c.columns(self.features)
-        s = self.booster.predict(x.reshape(-1, len(self.features)), num_threads=self.params.get("num_threads", 0))
-        return np.where(c.mask, s.reshape(c.mask.shape), -np.inf)
+        out = np.full(c.mask.shape, -np.inf)
+        out[c.mask] = self.booster.predict(c.columns(self.features)[c.mask],  # the real candidates only
+                                           num_threads=self.params.get("num_threads", 0))
+        return out
 
     def importance(self) -> dict[str, float]:
         """Share of the total gain of each feature's splits."""

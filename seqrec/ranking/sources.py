@@ -87,16 +87,16 @@ def _history(b: UserBatch, n: int) -> np.ndarray:
 
 
 def _favourites(b: UserBatch, n: int) -> np.ndarray:
-    return sparse_topk(b.transitions[1], n)[0]
+    return sparse_topk(b.transitions[1], n, unique=True)[0]  # products and their sums: one entry per track
 
 
 def _next(b: UserBatch, n: int) -> np.ndarray:
-    return sparse_topk((b.evidence.context[b.users] @ b.evidence.tables.trans).tocsr(), n)[0]
+    return sparse_topk((b.evidence.context[b.users] @ b.evidence.tables.trans).tocsr(), n, unique=True)[0]
 
 
 def _artists(b: UserBatch, n: int) -> np.ndarray:
     ev = b.evidence
-    return sparse_topk((ev.artist_plays[b.users] @ ev.tables.artist_tracks).tocsr(), n)[0]
+    return sparse_topk((ev.artist_plays[b.users] @ ev.tables.artist_tracks).tocsr(), n, unique=True)[0]
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def create_app(cfg: Config, store: EventStore | None = None) -> FastAPI:
     @app.get("/health")
     def health() -> Health:
         return Health(status="ok", run=cfg.run.dir, users=rec.ds.n_users, items=rec.ds.n_items,
-                      posted_events=rec.n_posted)
+                      posted_events=rec.n_posted, offline_lists=rec.n_offline)
 
     @app.get("/recommendations/{user_id}")
     def recommendations(user_id: int = UserId, k: int = Query(s.k, ge=1, le=s.max_k)) -> Recommendations:

@@ -1,6 +1,8 @@
 """The trained run plus the events posted since training: re-encoded histories, popular fallback, similar tracks.
 
-A user without posted events is decoded from the whole log exactly as predict.py does. A user with posted
+A user without posted events is decoded from the whole log exactly as predict.py does, or read from the run's
+offline lists (serve.lists, written by `predict.py users=all lists=FOLDER`) when they carry the digest of this
+run's checkpoint and data (lists of another run or data are left unused, with a warning). A user with posted
 events gets a one-user Dataset of their log events followed by the posted ones (cleaned by the log's rules),
 encoded by the transformer and described by the same re-listen evidence; what must stay global (what follows
 what, popularity, the catalog mask) comes from the whole log. Its prediction time is the later of the log's
@@ -28,6 +30,7 @@ from seqrec.data.dataset import Dataset, load_dataset
 from seqrec.data.rules import RULES, Rows
 from seqrec.errors import UserError
 from seqrec.inference.decode import Decoder
+from seqrec.inference.lists import OfflineLists, lists_digest, read_lists
 from seqrec.ranking.evidence import LogTables
 from seqrec.ranking.rankers import top_k
 from seqrec.run import Run, RunError
@@ -76,6 +79,22 @@ class OnlineRecommender:
         self._version: dict[int, int] = {}  # bumped on every post: a cached decoder of an older version is stale
         self._cache: OrderedDict[int, tuple[int, Decoder | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self.lists = self._offline_lists(cfg.serve.lists)
+
+    def _offline_lists(self, folder: str | None) -> OfflineLists | None:
+        if not folder:
+            return None
+        try:
+            lists = read_lists(folder, self.ds, lists_digest(self.run.ckpt, self.ds))
+        except (OSError, ValueError) as err:
+            log.warning("serve.lists unused, every user is decoded on request: %s", err)
+            return None
+        log.info("serving %d users' offline lists from %s", len(lists.users), folder)
+        return lists
+
+    @property
+    def n_offline(self) -> int:
+        return 0 if self.lists is None else len(self.lists.users)
 
     @classmethod
     def load(cls, cfg: Config) -> OnlineRecommender:
@@ -152,6 +171,9 @@ class OnlineRecommender:
         """Top k for a user: the model on their history and posted events, or popular tracks if unknown."""
         u = self.user_index(user_id)
         posted, version = self._posted_of(user_id)
+        stored = self.lists.of(u) if self.lists is not None and not posted and u >= 0 else None
+        if stored is not None and k <= len(stored[0]):
+            return self._ranked(stored[0][:k], stored[1][:k], "lists")
         decoder, row = (self.decoder, u) if not posted else (self._user_decoder(user_id, u, posted, version), 0)
         if decoder is None or row < 0:
             return self._ranked(self.popular[:k], None, "popular")

@@ -54,9 +54,10 @@ class ScoredItem(BaseModel):
 
 class Recommendations(BaseModel):
     user_id: int
-    source: Literal["model", "popular"] = Field(
-        description="`model`: the trained run on the user's history and posted events; `popular`: an unknown "
-                    "user gets recently popular tracks.")
+    source: Literal["model", "lists", "popular"] = Field(
+        description="`model`: the trained run on the user's history and posted events; `lists`: the run's offline "
+                    "list of a user without posted events (serve.lists), the same list predict.py decodes; "
+                    "`popular`: an unknown user gets recently popular tracks.")
     items: list[ScoredItem]
 
 
@@ -83,3 +84,5 @@ class Health(BaseModel):
     users: int = Field(description="Users in the training log.")
     items: int = Field(description="Tracks in the catalog.")
     posted_events: int = Field(description="Events posted since training, the store's included.")
+    offline_lists: int = Field(description="Users answered from offline lists while they post nothing (0: none "
+                                           "loaded).")
