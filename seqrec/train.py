@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,6 +139,8 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
                               "best_checkpoint": str(best), "ranking_stage": stage.choice}
         print(f"best checkpoint {best} val/score {score if score is None else round(score, 4)}"
               + (f", ranked by {stage.choice['ranker']}" if stage.choice else ""))
+        del split, dm, module, stage, trainer  # the split's history, windows and validation candidates: the refit
+        gc.collect()  # holds the whole log's instead, not both
         if cfg.train.refit and best.exists():
             refit(cfg, ds, best)
         if best.exists():
