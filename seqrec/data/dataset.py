@@ -21,7 +21,7 @@ from seqrec.data import outofcore
 from seqrec.data.clean import build_items, build_users, clean_events, column
 from seqrec.data.ids import IdMap
 from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir, scan_ids
-from seqrec.io import pid_alive
+from seqrec.io import file_sha256, pid_alive
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "5"  # bump when cleaning changes what lands in the cache
@@ -248,17 +248,8 @@ def _cache_key(folder: Path, clean: CleanConfig) -> str:
     for name in ("interactions.csv", "item_metadata.csv", "user_metadata.csv", "test.csv", "future.csv"):
         p = folder / name
         st = p.stat() if p.exists() else None
-        parts.append(f"{name}:{_content_digest(p)}" if st else f"{name}:absent")
+        parts.append(f"{name}:{file_sha256(p, HASH_CHUNK)}" if st else f"{name}:absent")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _content_digest(path: Path) -> str:
-    """sha256 of the whole file, streamed."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_cache(ds: Dataset, cache: Path) -> None:

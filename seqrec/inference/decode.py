@@ -3,6 +3,7 @@ stage makes the candidates from its named sources, with their features, and rank
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +57,14 @@ class Decoder:
     def candidates(self, net: SASRec, users: np.ndarray, k: int = 0) -> Candidates:
         """The ranking stage's candidates of `users` (the network's source at least k long, so a list can be made
         of it alone), in batches of decode.batch_users on the network's device."""
+        return Candidates.concat(list(self._batches(net, users, k)))
+
+    def _batches(self, net: SASRec, users: np.ndarray, k: int) -> Iterator[Candidates]:
+        """The candidates of each batch of decode.batch_users users, made as it is reached."""
         step = self.cfg.batch_users
-        return Candidates.concat([self.candidates_from(self.scores(net, users[i:i + step]), users[i:i + step], k)
-                                  for i in range(0, len(users), step)])
+        for i in range(0, len(users), step):
+            batch = users[i:i + step]
+            yield self.candidates_from(self.scores(net, batch), batch, k)
 
     def candidates_from(self, scores: Scores, users: np.ndarray, k: int = 0) -> Candidates:
         """The candidates of `users` given a scorer's view of the catalog (the network's, or another's)."""
@@ -72,10 +78,8 @@ class Decoder:
     def ranked(self, net: SASRec, users: np.ndarray, ranker: Ranker, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(n, k) best candidates by the ranking stage and (n, k) their ranking scores, ranked batch by batch
         (decode.batch_users): only one batch's candidates and features are held, not a shard's."""
-        step, items, scores = self.cfg.batch_users, [], []
-        for i in range(0, len(users), step):
-            batch = users[i:i + step]
-            c = self.candidates_from(self.scores(net, batch), batch, k)
+        items, scores = [], []
+        for c in self._batches(net, users, k):
             coverage_check(c.mask, k)
             top, score = top_k(c, ranker.score(c), k)
             items.append(top)

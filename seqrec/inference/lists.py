@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from seqrec import PAD
 from seqrec.data.dataset import Dataset
 from seqrec.inference.shards import iter_shards, split_users
-from seqrec.io import atomic_output, write_atomic
+from seqrec.io import atomic_output, file_sha256, write_atomic
 
 MANIFEST = "manifest.json"
 PART = "part-{:05d}.parquet"
@@ -43,14 +43,9 @@ class Manifest:
 
 def lists_digest(ckpt: Path, ds: Dataset) -> str:
     """What offline lists were decoded from: the checkpoint's bytes and the cleaned inputs' digest."""
-    h = hashlib.sha256()
-    with open(ckpt, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            h.update(chunk)
     if ds.digest is None:
         raise ValueError("offline lists need a data set read by load_dataset (its digest names the inputs)")
-    h.update(ds.digest.encode())
-    return h.hexdigest()[:16]
+    return hashlib.sha256(f"{file_sha256(ckpt)}|{ds.digest}".encode()).hexdigest()[:16]
 
 
 def write_lists(folder: str | Path, ds: Dataset, users: np.ndarray, rank: Rank, k: int, digest: str,
@@ -134,16 +129,15 @@ def read_lists(folder: str | Path, ds: Dataset, digest: str) -> OfflineLists:
     if man.digest != digest:
         raise ValueError(f"{folder}: the lists were decoded by another checkpoint or from other data (digest "
                          f"{man.digest}, this run and data {digest})")
-    table = pq.read_table(sorted(folder.glob("part-*.parquet")), columns=["user_id", "item_id", "rank", "score"])
-    n = table.num_rows // man.k
-    if n != man.users or n * man.k != table.num_rows:
-        raise ValueError(f"{folder}: {table.num_rows:,} rows, expected {man.users:,} users x {man.k}")
-    order = np.lexsort((table["rank"].to_numpy(), table["user_id"].to_numpy()))
-    users = ds.user_map.index(table["user_id"].to_numpy()[order][::man.k])
-    items = ds.item_map.index(table["item_id"].to_numpy()[order]).reshape(n, man.k)
+    rows = _rows(folder)
+    n = len(rows["rank"]) // man.k
+    if n != man.users or n * man.k != len(rows["rank"]):
+        raise ValueError(f"{folder}: {len(rows['rank']):,} rows, expected {man.users:,} users x {man.k}")
+    users = ds.user_map.index(rows["user_id"][::man.k])
+    items = ds.item_map.index(rows["item_id"]).reshape(n, man.k)
     if (users < 0).any() or (items <= PAD).any():
         raise ValueError(f"{folder}: lists name users or tracks this data set does not have")
-    return OfflineLists(users, items, table["score"].to_numpy()[order].reshape(n, man.k))
+    return OfflineLists(users, items, rows["score"].reshape(n, man.k))
 
 
 def check_lists(folder: str | Path, ds: Dataset, users: np.ndarray) -> list[str]:
@@ -153,10 +147,8 @@ def check_lists(folder: str | Path, ds: Dataset, users: np.ndarray) -> list[str]
     man = _manifest(folder)
     if man is None:
         return [f"{folder / MANIFEST} missing"]
-    t = pq.read_table(sorted(folder.glob("part-*.parquet")))
-    uid, rank = t["user_id"].to_numpy(), t["rank"].to_numpy()
-    order = np.lexsort((rank, uid))
-    uid, rank = uid[order], rank[order]
+    rows = _rows(folder)
+    uid, rank = rows["user_id"], rows["rank"]
     per_user, counts = np.unique(uid, return_counts=True)
     want = np.sort(ds.user_map.id(np.asarray(users, np.int64)))
     problems = []
@@ -168,11 +160,19 @@ def check_lists(folder: str | Path, ds: Dataset, users: np.ndarray) -> list[str]
         return problems
     if not np.array_equal(rank.reshape(-1, man.k), np.broadcast_to(np.arange(1, man.k + 1), (len(counts), man.k))):
         problems.append(f"ranks are not 1..{man.k} for every user")
-    items = ds.item_map.index(t["item_id"].to_numpy()[order]).reshape(-1, man.k)
+    items = ds.item_map.index(rows["item_id"]).reshape(-1, man.k)
     if (items < PAD).any():
         problems.append(f"{int((items < PAD).sum())} item_id(s) not in the catalogue")
         return problems
     return problems + check_shard(items, ds, man.k)
+
+
+def _rows(folder: Path) -> dict[str, np.ndarray]:
+    """Every column of the lists' parquet files, rows by user then rank."""
+    table = pq.read_table(sorted(folder.glob("part-*.parquet")), columns=["user_id", "item_id", "rank", "score"])
+    cols = {name: table[name].to_numpy() for name in table.column_names}
+    order = np.lexsort((cols["rank"], cols["user_id"]))
+    return {name: col[order] for name, col in cols.items()}
 
 
 def _manifest(folder: Path) -> Manifest | None:

@@ -73,6 +73,7 @@ class OnlineRecommender:
         self.popular = popular_order(ds, cfg.baselines.popular_days)
         self.items, self.users = ds.item_map, ds.user_map
         self.item_ids = self.items.ids  # index -> external id; row 0 is PAD
+        self.songs = ds.song_group  # index -> song group, read once: not per request
         self.allowed = ds.items["valid"].to_numpy().copy()  # writable: torch warns on read-only arrays
         self._posted_rules = dataclasses.replace(cfg.clean, start=None, end=None)  # the period is checked on post
         self._posted: dict[int, list[Event]] = {}
@@ -192,7 +193,7 @@ class OnlineRecommender:
 
     def _ranked(self, items: np.ndarray, scores: np.ndarray | None, source: str) -> Ranked:
         """A list of item indices in external ids, with their song groups."""
-        return Ranked(self.item_ids[items], scores, source, self.ds.song_group[items])
+        return Ranked(self.item_ids[items], scores, source, self.songs[items])
 
     def history(self, user_id: int, limit: int) -> pd.DataFrame | None:
         """The user's newest `limit` events, log and posted; None for a user neither knows."""
