@@ -42,6 +42,11 @@ ROWS = {  # name: overrides of the preset
     "side information, next + discover": ["model.use_side=true", "train.objective=next_discover"],
     "side information, next, 200 events": ["model.use_side=true", "train.objective=next", "model.max_len=200"],
     "side information, next, d_model 128": ["model.use_side=true", "train.objective=next", "model.d_model=128"],
+    "side information, discover window": ["model.use_side=true", "train.objective=discover_window"],
+    "side information, next + discover window": ["model.use_side=true", "train.objective=next_discover_window"],
+    "side information, next + discover window, 200 events": ["model.use_side=true",
+                                                             "train.objective=next_discover_window",
+                                                             "model.max_len=200"],
 }
 TOP = 200
 """The network's never-played list read for recall."""

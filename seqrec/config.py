@@ -103,10 +103,16 @@ class Objective:
     """The loss over every position, every track of the catalog competing."""
     discover: bool = False
     """The loss over positions whose target is a first play, the tracks already in the window masked out."""
+    discover_horizon: bool = False
+    """The discover loss's target is a first play drawn from the following `horizon_days`, not the next event: each
+    position learns every new track of the days ahead (a dense all-action loss, as PinnerFormer trains for a long
+    horizon), the contest's window being 15 days, not one play."""
 
 
 OBJECTIVES = {"next": Objective(), "window": Objective(p_window=1.0), "both": Objective(p_window=0.5),
-              "discover": Objective(next=False, discover=True), "next_discover": Objective(discover=True)}
+              "discover": Objective(next=False, discover=True), "next_discover": Objective(discover=True),
+              "discover_window": Objective(next=False, discover=True, discover_horizon=True),
+              "next_discover_window": Objective(discover=True, discover_horizon=True)}
 
 
 @dataclass
@@ -369,14 +375,16 @@ class TrainConfig(Section):
     """TensorBoard logging interval."""
     progress_bar: bool = setting(True, command=True)
     """Show Lightning's progress bar."""
-    objective: str = "next"
+    objective: str = "next_discover_window"
     """What each position learns to predict: the `next` track, a track of the following `horizon_days` (`window`:
     each position's target drawn among the events of that window, so over draws it is a multi-positive softmax
     weighted by listens), `both` (either with even odds), `discover` (only positions whose next track is a first play
     of it, with the tracks of the window masked out of the softmax: the network learns what the history cannot
-    offer), or `next_discover` (the sum of the `next` and the `discover` losses)."""
+    offer), `next_discover` (the sum of the `next` and the `discover` losses), `discover_window` (`discover` with
+    each position's target a first play drawn from the following `horizon_days`) or `next_discover_window` (the
+    sum of `next` and `discover_window`)."""
     horizon_days: float = setting(15.0, gt=0)
-    """The window of the `window` objective, as long as the contest's."""
+    """The window of the `window` and `*discover_window` objectives, as long as the contest's."""
     refit: bool = True
     """After validation has chosen the epoch count and fitted the ranking stage, train the network again on the whole
     log (the last window included, so the newest tracks are learned) for that many epochs: checkpoints/refit.ckpt,

@@ -11,7 +11,7 @@ from seqrec.models.features import event_features, history_inputs
 from seqrec.models.side import catalog_network
 from seqrec.ranking.candidates import Candidates
 from seqrec.ranking.evidence import LogTables
-from seqrec.training.batches import TrainWindows, first_plays, horizon_ends, train_windows
+from seqrec.training.batches import TrainWindows, first_plays, horizon_ends, train_windows, user_blocks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,6 +67,11 @@ def test_window_targets_of_a_hand_log(make_dataset):
     windows = TrainWindows(event_features(seqs, "quarter"), T=5, horizon_end=ends, p_window=1.0)
     assert len(windows) == 2  # user 0's six events, user 2's three
     np.testing.assert_array_equal(windows[[0, 1]]["target"], windows[[0, 1]]["target"])  # seed and ids decide
+    # a window's draws do not depend on its batch (DDP ranks split batches); the epoch (id + 2 x epoch) changes them
+    np.testing.assert_array_equal(windows[[1]]["target"][0], windows[[0, 1]]["target"][1])
+    later = [windows[[2 * e, 2 * e + 1]]["target"] for e in range(1, 20)]
+    assert any(not torch.equal(t, windows[[0, 1]]["target"]) for t in later)
+    np.testing.assert_array_equal(windows[[2, 3]]["item"], windows[[0, 1]]["item"])  # the same windows
     seen = [[set() for _ in range(5)] for _ in range(2)]
     for seed in range(200):
         windows.seed = seed
@@ -221,7 +226,9 @@ def test_window_batches_shard_disjointly_across_ranks_and_reshuffle_per_epoch():
         for sampler in samplers:
             sampler.set_epoch(epoch)
             assert all(len(b) <= 5 for b in sampler)
-            shards.append([i for batch in sampler for i in batch])
+            ids = [i for batch in sampler for i in batch]
+            assert all(epoch * 23 <= i < (epoch + 1) * 23 for i in ids)  # window id + epoch x windows
+            shards.append([i - epoch * 23 for i in ids])
         assert len(shards[0]) == len(shards[1]) == 12  # 23 windows padded to an even 24
         assert set(shards[0]) | set(shards[1]) == set(range(23))  # every window is seen
         assert len(set(shards[0]) & set(shards[1])) <= 1
@@ -237,12 +244,57 @@ def test_first_plays_mark_each_users_first_play_of_a_track(hand_feats):
                                   [1, 1, 1, 1, 1, 0, 1, 1, 1, 1])
 
 
-def test_discover_batches_say_which_targets_are_first_plays(hand_feats):
+@pytest.mark.parametrize("block", [1, 2, 3, 7])
+def test_per_event_tables_built_in_blocks_of_users_equal_the_whole_log(block):
+    rng = np.random.default_rng(block)
+    lens = rng.integers(0, 12, 40)
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    item, ts = rng.integers(1, 9, offsets[-1]), np.concatenate([np.sort(rng.integers(0, 500, n)) for n in lens])
+    blocks = user_blocks(offsets, block)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 40  # every user, in order, once
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert len(blocks) > 1
+    whole = 10**9  # one block
+    np.testing.assert_array_equal(first_plays(offsets, item, block), first_plays(offsets, item, whole))
+    np.testing.assert_array_equal(horizon_ends(offsets, ts, 60, block), horizon_ends(offsets, ts, 60, whole))
+    user = np.repeat(np.arange(40), lens)  # by hand: a pair's first event; the user's last event within 60 s
+    pairs = list(enumerate(zip(user.tolist(), item.tolist(), strict=True)))
+    seen = {(u, i): j for j, (u, i) in reversed(pairs)}
+    np.testing.assert_array_equal(np.flatnonzero(first_plays(offsets, item, block)), sorted(seen.values()))
+    ends = [max(k for k in range(j, offsets[u + 1]) if ts[k] <= ts[j] + 60) + 1 for j, u in enumerate(user)]
+    np.testing.assert_array_equal(horizon_ends(offsets, ts, 60, block), ends)
+
+
+def test_discover_batches_keep_the_next_event_only_when_it_is_a_first_play(hand_feats):
     b = TrainWindows(hand_feats, T=3, first=True)[[0, 1, 2]]
-    # targets [[e3 e4 e5], [PAD e1 e2], [PAD e8 e9]]: e5 replays item 2; PAD is never a first play
-    torch.testing.assert_close(b["first"], torch.tensor([[True, True, False], [False, True, True],
-                                                         [False, True, True]]))
-    assert "first" not in TrainWindows(hand_feats, T=3)[[0]]  # only the discover objectives read it
+    # targets [[e3 e4 e5], [PAD e1 e2], [PAD e8 e9]]: e5 replays item 2; e3 and e4 weigh 0 (a skip, an unknown length)
+    torch.testing.assert_close(b["discover_target"], torch.tensor([[4, 5, PAD], [PAD, 2, 3], [PAD, 1, 2]]))
+    torch.testing.assert_close(b["discover_weight"], torch.tensor([[0, 0, 0], [0, 0.25, 0.5], [0, 1, 0.25]]))
+    torch.testing.assert_close(b["target"], torch.tensor([[4, 5, 2], [PAD, 2, 3], [PAD, 1, 2]]))  # `next` unchanged
+    assert "discover_target" not in TrainWindows(hand_feats, T=3)[[0]]  # only the discover objectives read it
+
+
+def test_discover_window_draws_listened_first_plays_of_the_horizon(make_dataset):
+    ds = make_dataset(HAND, n_items=6, n_users=4, invalid=(5,))
+    seqs = build_sequences(ds.events, ds.n_users, session_gap_min=30.0)
+    ends = horizon_ends(seqs.offsets, seqs.ts, 3600)  # [4, 4, 6, 6, 6, 6, 7, 9, 9, 10]
+    windows = TrainWindows(event_features(seqs, "quarter"), T=5, horizon_end=ends, p_window=0.0, first=True,
+                           first_horizon=True)
+    seen = [[set() for _ in range(5)] for _ in range(2)]
+    for seed in range(200):
+        windows.seed = seed
+        b = windows[[0, 1]]
+        np.testing.assert_array_equal(b["target"], [[2, 3, 4, 5, 2], [PAD, PAD, PAD, 1, 2]])  # p_window 0: next
+        for w in range(2):
+            for t in range(5):
+                seen[w][t].add((int(b["discover_target"][w, t]), float(b["discover_weight"][w, t])))
+    # user 0: after e0 the hour holds e1 e2 e3, e3 a skip: items 2 (weight 0.25) or 3 (0.5); after e1, e2 e3;
+    # from e2 on, the hour holds e3 (skip), e4 (unknown length) and e5 (a repeat): no target
+    assert seen[0] == [{(2, 0.25), (3, 0.5)}, {(3, 0.5)}, {(PAD, 0)}, {(PAD, 0)}, {(PAD, 0)}]
+    # user 2: after e7 only e8 lies in the hour; after e8 nothing does, so the next event (e9) is drawn
+    assert seen[1] == [{(PAD, 0)}] * 3 + [{(1, 1.0)}, {(2, 0.25)}]
+    with pytest.raises(ValueError, match="horizon_end is required"):
+        TrainWindows(event_features(seqs, "quarter"), T=5, first=True, first_horizon=True)
 
 
 @pytest.mark.parametrize("sample", [0, 500])

@@ -8,7 +8,7 @@ from seqrec import PAD
 from seqrec.config import ModelConfig
 from seqrec.models.features import target_weights
 from seqrec.models.sasrec import SASRec, States
-from seqrec.training.losses import sampled_ce, weighted_ce, window_items
+from seqrec.training.losses import in_rows, sampled_ce, weighted_ce, window_items
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -180,6 +180,18 @@ def test_window_items_are_what_each_position_has_seen():
     want = [[PAD, 0, 0, 0], [PAD, 2, 0, 0], [PAD, 2, 3, 0], [PAD, 2, 3, 2],
             [4, 0, 0, 0], [4, 1, 0, 0], [4, 1, 1, 0], [4, 1, 1, 6]]
     torch.testing.assert_close(window_items(item), torch.tensor(want), rtol=0, atol=0)
+
+
+def test_in_rows_marks_every_copy_of_a_seen_track_and_never_pad():
+    rows = torch.tensor([[3, 3, PAD], [PAD, PAD, PAD], [7, 1, 5], [2, 9, 9]])
+    items = torch.tensor([5, 3, PAD, 3, 9, 1, 8])  # drawn with replacement: 3 twice; PAD among them
+    want = [[0, 1, 0, 1, 0, 0, 0], [0] * 7, [1, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 1, 0, 0]]
+    torch.testing.assert_close(in_rows(rows, items), torch.tensor(want, dtype=torch.bool))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):  # against the all-pairs comparison
+        rows, items = torch.randint(0, 12, (9, 6), generator=g), torch.randint(0, 12, (40,), generator=g)
+        brute = ((rows[:, :, None] == items) & (rows[:, :, None] != PAD)).any(1) & (items != PAD)
+        torch.testing.assert_close(in_rows(rows, items), brute)
 
 
 EXPLORE_ITEM = torch.tensor([[2, 3, 2, 5, 1, 6, 4, 3]])

@@ -288,7 +288,7 @@ def test_train_py_runs_bf16_mixed_on_gpu(tiny_synth, tmp_path):
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step called without a trainer
 def test_compiled_network_trains_like_the_plain_one_and_keeps_checkpoint_names(tiny_synth, one_thread):
     cfg = load_config([f"data.dir={tiny_synth}", "model.d_model=16", "model.max_len=8", "model.dropout=0",
-                       "train.loss=full", "train.compile=true"])
+                       "train.loss=full", "train.compile=true", "train.objective=next"])  # batches made below
     ds = build_dataset(tiny_synth, cfg.clean)
     feats = event_features(build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min), cfg.train.weight_mode)
     batch = TrainWindows(feats, cfg.model.max_len)[list(range(8))]

@@ -18,10 +18,16 @@ from seqrec.training.batches import TrainWindows, horizon_ends
 
 
 class WindowBatches(BatchSampler):
-    """Lists of window ids for batched fetches; passes the epoch on so a distributed shard reshuffles."""
+    """Lists of window ids for batched fetches, each plus epoch x windows (TrainWindows draws its random targets
+    from them); passes the epoch on so a distributed shard reshuffles."""
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        shift = self.sampler.epoch * len(self.sampler.dataset)
+        for batch in super().__iter__():
+            yield [i + shift for i in batch]
 
 
 def window_batches(n_windows: int, batch_size: int, world_size: int = 1, rank: int = 0,
@@ -45,9 +51,11 @@ class SeqDataModule(pl.LightningDataModule):
         seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
         self.feats = event_features(seqs, cfg.train.weight_mode)
         objective = OBJECTIVES[cfg.train.objective]
-        horizon = horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400) if objective.p_window else None
+        horizon = (horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400)
+                   if objective.p_window or objective.discover_horizon else None)
         self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon,
-                                      p_window=objective.p_window, seed=cfg.seed, first=objective.discover)
+                                      p_window=objective.p_window, seed=cfg.seed, first=objective.discover,
+                                      first_horizon=objective.discover_horizon)
         self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
 
     def side_tables(self) -> dict[str, np.ndarray] | None:

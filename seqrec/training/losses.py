@@ -24,12 +24,14 @@ def window_items(item: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_ce(net: SASRec, states: States, target: torch.Tensor, w: torch.Tensor,
-                chunk: int = 2048, exclude: torch.Tensor | None = None) -> torch.Tensor:
+                chunk: int = 2048, exclude: torch.Tensor | None = None,
+                norm: torch.Tensor | None = None) -> torch.Tensor:
     """sum(w * CE) / sum(w) over the whole catalog; only one (chunk, V) logits block is alive at a time.
 
     states: (N, D) rows with their re-listen windows, target: (N,) items, w: (N,) weights. Positions with
     w == 0 (PAD, skipped or unknown targets) are dropped before any logits are made. `exclude` (N, T): tracks
     each row's softmax leaves out (explore: the row's window, `window_items`), the re-listen bias then unused.
+    `norm`: the divisor instead of sum(w) (DDP: the ranks' mean sum, so averaged gradients are the whole batch's).
     """
     keep = w > 0
     states, target, w = states.select(keep), target[keep], w[keep]
@@ -55,15 +57,23 @@ def weighted_ce(net: SASRec, states: States, target: torch.Tensor, w: torch.Tens
             window = (rep.items[sl], rep.bias[sl], rep.latest[sl]) if rep is not None else ()
         # checkpoint: backward recomputes this chunk's logits instead of keeping them all
         total = total + checkpoint(chunk_loss, weights, h[sl], target[sl], w[sl], *window, use_reentrant=False)
-    return total / w.sum().clamp_min(1e-8)
+    return total / (w.sum() if norm is None else norm).clamp_min(1e-8)
 
 
 def in_rows(rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """(N, M) bool: items[m] (or items[n, m]) is among rows[n] (N, T), PAD never."""
-    played = torch.sort(rows, dim=1).values  # (N, T)
-    items = items.expand(len(rows), -1).contiguous() if items.dim() == 1 else items.contiguous()
-    at = torch.searchsorted(played, items).clamp(max=played.shape[1] - 1)
-    return (torch.gather(played, 1, at) == items) & (items != PAD)
+    """(N, M) bool: items[m] is among rows[n] (N, T), PAD never. Each row's tracks are located among the sorted
+    items (N * T searches, not N * M) and mark their ranges of equal items through a cumulative sum."""
+    vals, order = torch.sort(items)
+    n, m = len(rows), len(items)
+    real = rows != PAD
+    lo = torch.searchsorted(vals, rows).where(real, m)  # PAD marks the spare column m only
+    hi = torch.searchsorted(vals, rows, right=True).where(real, m)
+    ones = torch.ones_like(lo, dtype=torch.int32)
+    diff = torch.zeros(n, m + 1, dtype=torch.int32, device=rows.device)
+    diff.scatter_add_(1, lo, ones).scatter_add_(1, hi, -ones)
+    hit = torch.empty(n, m, dtype=torch.bool, device=rows.device)
+    hit[:, order] = diff.cumsum(1)[:, :m] > 0
+    return hit & (items != PAD)
 
 
 def sampled_logits(net: SASRec, states: States, item: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor,
@@ -102,9 +112,11 @@ def sampled_logits(net: SASRec, states: States, item: torch.Tensor, target: torc
 
 
 def sampled_ce(net: SASRec, states: States, item: torch.Tensor, target: torch.Tensor, w: torch.Tensor,
-               negatives: torch.Tensor, log_q: torch.Tensor, explore: bool = False) -> torch.Tensor:
-    """Weighted sampled softmax (see `sampled_logits`): sum(w * CE) / sum(w) over positions with w > 0."""
+               negatives: torch.Tensor, log_q: torch.Tensor, explore: bool = False,
+               norm: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted sampled softmax (see `sampled_logits`): sum(w * CE) / sum(w) over positions with w > 0 (`norm`
+    instead of sum(w) as weighted_ce's)."""
     keep = w > 0
     logits = sampled_logits(net, states, item, target, negatives, log_q, keep, explore)
     ce = torch.logsumexp(logits, dim=1) - logits[:, 0]
-    return (w[keep] * ce).sum() / w[keep].sum().clamp_min(1e-8)
+    return (w[keep] * ce).sum() / (w[keep].sum() if norm is None else norm).clamp_min(1e-8)

@@ -53,7 +53,8 @@ class SeqRecModule(pl.LightningModule):
         if objective.next:
             parts.append(self.loss(states, item, target, w, neg))
         if objective.discover:  # first plays only, each weighted by its listen
-            parts.append(self.loss(states, item, target, w * batch["first"].flatten(), neg, explore=True))
+            parts.append(self.loss(states, item, batch["discover_target"].flatten(),
+                                   batch["discover_weight"].flatten(), neg, explore=True))
         loss = sum(parts[1:], parts[0])
         bs = batch["item"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
@@ -66,11 +67,19 @@ class SeqRecModule(pl.LightningModule):
     def loss(self, states: States, item: torch.Tensor, target: torch.Tensor, w: torch.Tensor,
              negatives: torch.Tensor | None, explore: bool = False) -> torch.Tensor:
         """The configured loss (`train.loss`) of (B, T) windows `item`, their states and flattened targets; with
-        `explore`, each position's seen tracks leave its softmax."""
+        `explore`, each position's seen tracks leave its softmax. Under DDP the weighted mean divides by the ranks'
+        mean weight sum, not its own: the ranks' averaged gradients are then those of the whole batch in one
+        process, whatever share of the weight each rank's windows carry."""
+        norm = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            norm = w.sum().detach().clone()
+            torch.distributed.all_reduce(norm)
+            norm = norm / torch.distributed.get_world_size()
         if self.train_cfg.loss == "sampled":
-            return sampled_ce(self.net, states, item, target, w, negatives, self.neg_q.log(), explore=explore)
+            return sampled_ce(self.net, states, item, target, w, negatives, self.neg_q.log(), explore=explore,
+                              norm=norm)
         return weighted_ce(self.net, states.flatten(), target, w, self.train_cfg.loss_chunk,
-                           exclude=window_items(item) if explore else None)
+                           exclude=window_items(item) if explore else None, norm=norm)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> States:
         """The states of the validation users after their last event (the callbacks decode them)."""
