@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -293,6 +295,9 @@ def test_discover_window_draws_listened_first_plays_of_the_horizon(make_dataset)
     assert seen[0] == [{(2, 0.25), (3, 0.5)}, {(3, 0.5)}, {(PAD, 0)}, {(PAD, 0)}, {(PAD, 0)}]
     # user 2: after e7 only e8 lies in the hour; after e8 nothing does, so the next event (e9) is drawn
     assert seen[1] == [{(PAD, 0)}] * 3 + [{(1, 1.0)}, {(2, 0.25)}]
+    unheard = dataclasses.replace(event_features(seqs, "quarter"), weight=np.zeros(10, np.float32))
+    none = TrainWindows(unheard, T=5, horizon_end=ends, p_window=0.0, first=True, first_horizon=True)[[0, 1]]
+    assert not none["discover_weight"].any() and (none["discover_target"] == PAD).all()  # nothing to draw
     with pytest.raises(ValueError, match="horizon_end is required"):
         TrainWindows(event_features(seqs, "quarter"), T=5, first=True, first_horizon=True)
 
@@ -302,7 +307,6 @@ def test_model_rank_counted_exactly_gives_the_sorting_decoders_lists(tiny_run, s
     """rank.model_rank_sample=0 counts each candidate's rank exactly: the same features, hence the same lists, as
     the decoder that sorted the whole catalog; an estimate (here from 500 of the tiny catalog's tracks below the
     best 100) keeps the best 100 exact and the rest close."""
-    import dataclasses
 
     from seqrec.data.dataset import load_dataset
     from seqrec.ranking.rankers import top_k

@@ -121,8 +121,8 @@ class TrainWindows(torch.utils.data.Dataset):
             lo, up = np.searchsorted(self.first_at, nidx), np.searchsorted(self.first_at, hi)
             pick = lo + (uniform(self.seed, key + 2) * (up - lo)).astype(np.int64)
             has = ok & (up > lo)
-            batch["discover_target"], batch["discover_weight"] = self._targets(
-                np.where(has, self.first_at[np.minimum(pick, len(self.first_at) - 1)], 0), has)
+            at = self.first_at[np.minimum(pick, len(self.first_at) - 1)] if len(self.first_at) else pick
+            batch["discover_target"], batch["discover_weight"] = self._targets(np.where(has, at, 0), has)
         elif self.first is not None:
             batch["discover_target"], batch["discover_weight"] = self._targets(nidx, ok & self.first[nidx])
         return batch
