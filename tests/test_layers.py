@@ -8,7 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "seqrec"
 LEVELS = {
     "seqrec.errors": -1,
-    "seqrec": 0, "seqrec.config": 0, "seqrec.io": 0,
+    "seqrec": 0, "seqrec.config": 0, "seqrec.io": 0, "seqrec.hashing": 0,
     "seqrec.cli": 1, "seqrec.storage": 1, "seqrec.runfolder": 1,
     "seqrec.metrics": 1, "seqrec.topk": 1,
     "seqrec.data": 2,

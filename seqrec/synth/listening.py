@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from seqrec.hashing import GOLDEN, mix64, unit
 from seqrec.synth.catalog import RELATED_P, Catalog, Charts
 from seqrec.synth.config import SPAN_DAYS, SynthConfig
 from seqrec.synth.discovery import discoveries
@@ -40,12 +41,7 @@ SESSION_GAP_DAYS = 30 / 1440
 def pair_uniform(user: np.ndarray, item: np.ndarray, salt: int) -> np.ndarray:
     """A uniform in [0, 1) fixed for each (user, item): the same pair always gets the same draw (splitmix64)."""
     x = (user.astype(np.uint64) << np.uint64(32)) ^ item.astype(np.uint64) ^ np.uint64(salt & 0xFFFFFFFF)
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15))
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return unit(mix64(x + np.uint64(GOLDEN)))
 
 
 def simulate_listening(cfg: SynthConfig, cat: Catalog, charts: Charts, users: Users, sess: Sessions,

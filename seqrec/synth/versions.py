@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from anyascii import anyascii
 
+from seqrec.hashing import mix64
+
 VERSION, COVER, DUPLICATE = 1, 2, 3
 MARKERS = {"Remix": (1.1, 1.4), "Radio Edit": (0.75, 0.9), "Live": (1.05, 1.25), "Remastered": (1.0, 1.0),
            "Sped Up": (0.75, 0.85), "Slowed + Reverb": (1.15, 1.3)}
@@ -169,7 +171,7 @@ def redirect(user: np.ndarray, item: np.ndarray, listened: np.ndarray, alt: Alte
     hi = np.searchsorted(alt.base[order], np.arange(alt.n_base), side="right")
     base_item = np.clip(item, 0, alt.n_base - 1)
     has = (item < alt.n_base) & (hi[base_item] > lo[base_item])
-    pair = _mix(user.astype(np.uint64) * np.uint64(1_000_003) + item.astype(np.uint64))
+    pair = mix64(user.astype(np.uint64) * np.uint64(1_000_003) + item.astype(np.uint64))
     moved = has & (pair % np.uint64(10_000) < np.uint64(share * 10_000))
     pick = lo[item[moved]] + rng.integers(0, 1 << 30, moved.sum()) % (hi[item[moved]] - lo[item[moved]])
     new = alt.n_base + order[pick]
@@ -177,13 +179,6 @@ def redirect(user: np.ndarray, item: np.ndarray, listened: np.ndarray, alt: Alte
     out[moved] = np.floor(listened[moved] * duration[new] / duration[item[moved]])  # whole seconds, as every play
     item[moved] = new
     return item, out
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """A 64-bit integer hash (splitmix64's finaliser): a fixed pseudo-random value per (user, song) pair."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def truth(item_ids: np.ndarray, alt: Alternates, base_artist: np.ndarray, partner: np.ndarray) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from seqrec import PAD
+from seqrec.hashing import GOLDEN, mix64, unit
 from seqrec.models.features import EventFeatures, gather
 
 
@@ -64,13 +65,9 @@ def horizon_ends(offsets: np.ndarray, ts: np.ndarray, seconds: float,
 
 
 def uniform(seed: int, keys: np.ndarray) -> np.ndarray:
-    """Floats in [0, 1), one per key, a function of (seed, key) only (splitmix64's finaliser): a draw belongs to
-    its window, position and epoch, not to the batch it came in, so a DDP rank draws what one process draws."""
-    z = keys.astype(np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % (1 << 64))
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)  # uint64 arrays wrap around, as the hash wants
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    """Floats in [0, 1), one per key, a function of (seed, key) only: a draw belongs to its window, position and
+    epoch, not to the batch it came in, so a DDP rank draws what one process draws."""
+    return unit(mix64(keys.astype(np.uint64) + np.uint64(seed * GOLDEN % (1 << 64))))
 
 
 class TrainWindows(torch.utils.data.Dataset):
