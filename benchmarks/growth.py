@@ -9,13 +9,16 @@ scaled with users^0.8 (at least 20K). Data sets are generated once into data/syn
 - ingest: read + clean + index the CSVs (build_dataset, no cache);
 - sequences: build_sequences over the cleaned log;
 - evidence: the decoder's log tables (LogTables.build) and the transitions baseline's fit;
+- training arrays: the whole log's per-event arrays the network trains from, written block by block into the
+  cache as memory-mapped files (seqrec.training.store, what train.py builds once per log);
 - train step: forward, loss, backward and optimizer step of the demo-size network on N_BATCHES batches of the
-  training loader (seconds per step);
+  training loader, its windows read from those memory-mapped arrays (seconds per step);
 - decode: the log-wide tables, then candidates and features for the temporal split's validation users (at most
   MAX_USERS) as one shard, with an untrained demo-size network (users per second);
 - ranker fit: the GBDT on those candidates;
-- ingest to shards, sequences to memmap: the out-of-core path (data.engine=duckdb's cleaning written as parquet
-  user shards, then sequences built one shard at a time into memory-mapped arrays).
+- ingest to shards, training arrays from shards: the out-of-core path (data.engine=duckdb's cleaning written as
+  parquet user shards, then the training arrays built one shard at a time into memory-mapped files).
+Peak memory is the process's peak resident set, pages of memory-mapped files it touched included.
 Prints a table (seconds, peak GiB per stage and size, exponent b) and writes it with a PNG of both curves.
 """
 
@@ -36,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FULL_EVENTS, FULL_USERS, FULL_ITEMS = 25.7e6, 279_000, 349_000  # the full preset's rows out, users, items
 N_BATCHES = 20
 MAX_USERS = 1_500  # the contest's test users
-STAGES = ("ingest", "sequences", "evidence", "train step", "decode", "ranker fit")
-OUT_OF_CORE = ("ingest to shards", "sequences to memmap")
+STAGES = ("ingest", "sequences", "evidence", "training arrays", "train step", "decode", "ranker fit")
+OUT_OF_CORE = ("ingest to shards", "training arrays from shards")
 ALL = (*STAGES, *OUT_OF_CORE)
 
 
@@ -86,6 +89,18 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
         make_baseline("transitions", cfg.baselines, cfg.seed).fit(ds)
         return {"s": time.perf_counter() - t}
 
+    if name == "training arrays":
+        import shutil
+
+        from seqrec.data.dataset import cache_dir
+        from seqrec.training.store import event_store
+
+        for old in cache_dir(cfg.data, cfg.clean).glob("store-*"):  # built afresh, as on a log's first training
+            shutil.rmtree(old)
+        t = time.perf_counter()
+        event_store(ds, cfg)
+        return {"s": time.perf_counter() - t}
+
     from seqrec.data.split import make_split
 
     split = make_split(ds, cfg.split, cfg.seed, cfg.metric)
@@ -94,8 +109,9 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
 
         from seqrec.training.datamodule import SeqDataModule
         from seqrec.training.module import SeqRecModule
+        from seqrec.training.store import event_store
 
-        dm = SeqDataModule(split, cfg)
+        dm = SeqDataModule(split, cfg, event_store(ds, cfg))  # the store the training arrays stage wrote
         batches = [b for b, _ in zip(dm.train_dataloader(), range(N_BATCHES), strict=False)]
         module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, side=dm.side_tables())
         return {"s": 1.0 / step_rate(module, batches, cfg.train.lr)}
@@ -125,13 +141,13 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
 
 def out_of_core(name: str, cfg) -> dict:
     """The out-of-core path, whose memory is set by DuckDB's limit and the user shard: interactions.csv cleaned
-    into parquet user shards (catalog and users from the cache the other stages wrote), then sequences built
-    shard by shard into memory-mapped arrays."""
+    into parquet user shards (catalog and users from the cache the other stages wrote), then the training arrays
+    built shard by shard into memory-mapped files."""
     import pandas as pd
 
     from seqrec.data import outofcore
     from seqrec.data.dataset import cache_dir
-    from seqrec.data.sequences import build_sequences_memmap
+    from seqrec.training.store import build_store, horizon_seconds
 
     cache, shards = cache_dir(cfg.data, cfg.clean), Path(cfg.data.dir) / ".seqrec_shards"
     t = time.perf_counter()
@@ -141,8 +157,8 @@ def out_of_core(name: str, cfg) -> dict:
                                    items, users["user_id"].to_numpy(np.int64), cfg.clean, {}, shards)
         return {"s": time.perf_counter() - t}
     n_users = len(pd.read_parquet(cache / "users.parquet", columns=["user_id"]))
-    build_sequences_memmap(outofcore.read_shards(shards), n_users, outofcore.count_events(shards),
-                           cfg.clean.session_gap_min, Path(cfg.data.dir) / ".seqrec_sequences")
+    build_store(outofcore.read_shards(shards), n_users, outofcore.count_events(shards), cfg.clean.session_gap_min,
+                cfg.train.weight_mode, horizon_seconds(cfg), Path(cfg.data.dir) / ".seqrec_store")
     return {"s": time.perf_counter() - t}
 
 

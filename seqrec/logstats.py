@@ -11,15 +11,21 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqrec.data.dataset import Dataset
+from seqrec.data.sequences import CHUNK_EVENTS, event_blocks
 
 
-def listeners(ds: Dataset, days: int | None = None, events: pd.DataFrame | None = None) -> np.ndarray:
+def listeners(ds: Dataset, days: int | None = None, events: pd.DataFrame | None = None,
+              block_events: int = CHUNK_EVENTS) -> np.ndarray:
     """(n_items + 1,) distinct users who played each item, in the last `days` days before `ds.end` (all: None),
-    among `events` (default: the whole log)."""
+    among `events` (default: the whole log), counted in blocks of whole users of about `block_events` events."""
     ev = ds.events if events is None else events
     if days is not None:
         ev = ev[ev["ts"] >= ds.end - pd.Timedelta(days=days)]
-    return np.bincount(ev.drop_duplicates(["user", "item"])["item"], minlength=ds.n_items + 1)
+    user, item, n = ev["user"].to_numpy(), ev["item"].to_numpy(), ds.n_items + 1
+    out = np.zeros(n, dtype=np.int64)
+    for a, b in event_blocks(user, block_events):  # distinct (user, item) pairs, block by block of whole users
+        out += np.bincount(pd.unique(user[a:b].astype(np.int64) * n + item[a:b]) % n, minlength=n)
+    return out
 
 
 def listen_quality(frac: np.ndarray, floor: float) -> np.ndarray:
@@ -52,17 +58,24 @@ def decayed_plays(ds: Dataset, half_life_days: float, quality_floor: float) -> s
     return m
 
 
-def transition_matrix(ds: Dataset, max_gap_min: float, quality_floor: float) -> sp.csr_matrix:
+def transition_matrix(ds: Dataset, max_gap_min: float, quality_floor: float,
+                      block_events: int = CHUNK_EVENTS) -> sp.csr_matrix:
     """(n_items + 1, n_items + 1) row-stochastic: which valid track follows which within `max_gap_min` minutes,
-    weighted by how well the follower was listened to."""
+    weighted by how well the follower was listened to; counted in blocks of whole users of about `block_events`
+    events (the sums of float32 weights then differ from one pass's by rounding only)."""
     ev = ds.events
-    user, item, ts = ev["user"].to_numpy(), ev["item"].to_numpy(), ev["ts"].to_numpy()
-    gap_ok = (ts[1:] - ts[:-1]) <= np.timedelta64(int(max_gap_min * 60e6), "us")
-    pair = (user[1:] == user[:-1]) & (item[1:] != item[:-1]) & gap_ok
-    q = listen_quality(ev["frac"].to_numpy()[1:], quality_floor)
-    pair &= ds.items["valid"].to_numpy()[item[1:]]
-    n = ds.n_items + 1
-    t = sp.coo_matrix((q[pair], (item[:-1][pair], item[1:][pair])), shape=(n, n)).tocsr()
+    users, items, times, fracs = (ev[c].to_numpy() for c in ("user", "item", "ts", "frac"))
+    valid, n = ds.items["valid"].to_numpy(), ds.n_items + 1
+    parts = [sp.csr_matrix((n, n), dtype=np.float32)]
+    for a, b in event_blocks(users, block_events):  # pairs never cross users: block by block of whole users
+        user, item, ts = users[a:b], items[a:b], times[a:b]
+        gap_ok = (ts[1:] - ts[:-1]) <= np.timedelta64(int(max_gap_min * 60e6), "us")
+        pair = (user[1:] == user[:-1]) & (item[1:] != item[:-1]) & gap_ok & valid[item[1:]]
+        q = listen_quality(fracs[a + 1:b], quality_floor)
+        parts.append(sp.coo_matrix((q[pair], (item[:-1][pair], item[1:][pair])), shape=(n, n)).tocsr())
+    while len(parts) > 1:  # summed pairwise: each entry is added log2(blocks) times, not once per block
+        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    t = parts[0]
     out = np.asarray(t.sum(1)).ravel()
     return (sp.diags(1.0 / np.maximum(out, 1e-9)) @ t).tocsr()
 

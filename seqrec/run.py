@@ -134,7 +134,8 @@ class Run:
         return lambda u: self.decoder(ds.shard(u), tables).ranked(self.net, u, self.ranker, k)
 
     def report_repeats(self, recs: np.ndarray, users: np.ndarray, ds: Dataset) -> None:
-        rep = repeat_share(recs, users, ds.events["user"].to_numpy(), ds.events["item"].to_numpy())
+        ev = ds.shard(users).events  # their plays only: the rest of the log cannot make a repeat
+        rep = repeat_share(recs, users, ev["user"].to_numpy(), ev["item"].to_numpy())
         print(f"sasrec ({self.ckpt.name}): lists are {rep:.0%} repeats, {1 - rep:.0%} new tracks")
 
 

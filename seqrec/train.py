@@ -25,6 +25,7 @@ from seqrec.storage import RunMirror, localised
 from seqrec.training.datamodule import SeqDataModule
 from seqrec.training.module import SeqRecModule
 from seqrec.training.ranking_stage import CarriesRanker, RankingStage
+from seqrec.training.store import EventStore, event_store
 
 COMMAND = Command(
     usage="python train.py [preset=NAME] [key=value ...]",
@@ -118,7 +119,8 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
         print(f"training on history before {split.history.end} ({len(split.history.events):,} events), "
               f"validating on {len(split.users):,} users of the next {cfg.split.window_days} days")
         with report.step_report(cfg, "train") as rep:
-            dm = SeqDataModule(split, cfg)
+            store = event_store(ds, cfg)
+            dm = SeqDataModule(split, cfg, store)
             config_yaml = to_yaml(cfg)
             write_atomic(Path(cfg.run.dir) / "config.yaml", config_yaml)
             ds.item_map.save(cfg.run.item_ids)  # the run's ids, known without cleaning the log again
@@ -142,7 +144,7 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
         del split, dm, module, stage, trainer  # the split's history, windows and validation candidates: the refit
         gc.collect()  # holds the whole log's instead, not both
         if cfg.train.refit and best.exists():
-            refit(cfg, ds, best)
+            refit(cfg, ds, best, store)
         if best.exists():
             runfolder.set_state(cfg.run, "complete")
     return best
@@ -163,16 +165,16 @@ def resume_from(cfg: Config) -> Path | None:
     return ckpt
 
 
-def refit(cfg: Config, ds: Dataset, best: Path) -> Path:
-    """The network trained again on the whole log for best.ckpt's epoch count, saved with best.ckpt's ranking
-    stage as refit.ckpt (what the submission is decoded with)."""
+def refit(cfg: Config, ds: Dataset, best: Path, store: EventStore | None = None) -> Path:
+    """The network trained again on the whole log (its arrays from `store` when given) for best.ckpt's epoch count,
+    saved with best.ckpt's ranking stage as refit.ckpt (what the submission is decoded with)."""
     state = torch.load(best, map_location="cpu", weights_only=True)
     epochs = int(state["epoch"]) + 1
     pl.seed_everything(cfg.seed, workers=True)
     with report.step_report(cfg, "refit") as rep:
         print(f"refit: {epochs} epoch(s) on the whole log ({len(ds.events):,} events)")
         whole = Split(ds, np.zeros(0, np.int64), build_truth(*(np.zeros(0),) * 4), ds.events.iloc[:0])
-        dm = SeqDataModule(whole, cfg)
+        dm = SeqDataModule(whole, cfg, store)
         module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables(),
                                      runfolder.config_digest(to_yaml(cfg)))
         trainer = build_trainer(cfg, refit_epochs=epochs, extra=[CarriesRanker.of_checkpoint(state)])

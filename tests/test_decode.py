@@ -7,13 +7,13 @@ import torch
 
 from seqrec import PAD
 from seqrec.config import load_config
-from seqrec.data.sequences import build_sequences
+from seqrec.data.sequences import build_sequences, user_blocks
 from seqrec.inference.decode import make_decoder
 from seqrec.models.features import event_features, history_inputs
 from seqrec.models.side import catalog_network
 from seqrec.ranking.candidates import Candidates
 from seqrec.ranking.evidence import LogTables
-from seqrec.training.batches import TrainWindows, first_plays, horizon_ends, train_windows, user_blocks
+from seqrec.training.batches import TrainWindows, first_plays, horizon_ends, train_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,13 +52,19 @@ def test_event_features_exact(hand_feats):
 
 
 def test_train_windows_cover_every_target_once(hand_feats):
-    start, end = train_windows(hand_feats.offsets, 3)
+    o = hand_feats.offsets
+    start, end, stop = train_windows(o[:-1], o[1:], 3)
     # user 0 (6 events): 5 targets -> windows ending at 6 and 3; user 1: none; user 2 (3 events): one; user 3: none
     np.testing.assert_array_equal(start, [0, 0, 7])
     np.testing.assert_array_equal(end, [6, 3, 10])
-    start, end = train_windows(hand_feats.offsets, 3, users=np.array([2, 3]))
+    np.testing.assert_array_equal(stop, [6, 6, 10])
+    start, end, stop = train_windows(o[2:4], o[3:5], 3)  # users 2 and 3
     np.testing.assert_array_equal(start, [7])
     np.testing.assert_array_equal(end, [10])
+    start, end, stop = train_windows(o[:-1], o[:-1] + [5, 1, 2, 0], 3)  # the first 5, 1, 2, 0 events in use
+    np.testing.assert_array_equal(start, [0, 0, 7])
+    np.testing.assert_array_equal(end, [5, 2, 9])
+    np.testing.assert_array_equal(stop, [5, 5, 9])
 
 
 def test_window_targets_of_a_hand_log(make_dataset):

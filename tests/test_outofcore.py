@@ -1,8 +1,6 @@
 """The out-of-core cleaning (DuckDB over the CSV, parquet in user shards) gives the in-memory path's events and
 counts."""
 
-from dataclasses import fields
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +10,10 @@ from seqrec.data import outofcore
 from seqrec.data.dataset import build_dataset
 from seqrec.data.ingest import DataError, scan_ids
 from seqrec.data.outofcore import clean_to_parquet, connect, read_events
-from seqrec.data.sequences import Sequences, build_sequences, build_sequences_memmap
+from seqrec.data.sequences import build_sequences
+from seqrec.models.features import event_features
+from seqrec.training.batches import first_plays, horizon_ends
+from seqrec.training.store import build_store, event_chunks, load_store
 
 H = "user_id,item_id,listened_duration,listened_datetime"
 
@@ -63,19 +64,35 @@ def test_a_row_duckdb_reads_otherwise_than_the_hear_me_reader_is_an_error(hear_m
                          CleanConfig(), {}, tmp_path / "events", rows=3)
 
 
-def test_sequences_built_shard_by_shard_into_memmaps_equal_the_in_memory_ones(tiny_synth, tmp_path, monkeypatch):
+def test_training_arrays_built_shard_by_shard_into_memmaps_equal_the_whole_log_ones(tiny_synth, tmp_path,
+                                                                                    monkeypatch):
     monkeypatch.setattr(outofcore, "SHARD_USERS", 64)  # the tiny preset's 300 users in several shards
     ds = build_dataset(tiny_synth, CleanConfig())
-    report: dict = {}
     clean_to_parquet(connect(), tiny_synth / "interactions.csv", ds.items, ds.users["user_id"].to_numpy(np.int64),
-                     CleanConfig(), report, tmp_path / "events")
+                     CleanConfig(), {}, tmp_path / "events")
     assert len(list((tmp_path / "events").glob("shard=*"))) >= 4
-    n = outofcore.count_events(tmp_path / "events")
-    got = build_sequences_memmap(outofcore.read_shards(tmp_path / "events"), ds.n_users, n, 30.0, tmp_path / "seq")
-    want = build_sequences(ds.events, ds.n_users, 30.0)
-    for f in fields(Sequences):
-        np.testing.assert_array_equal(getattr(got, f.name), getattr(want, f.name), err_msg=f.name)
-    assert isinstance(got.item, np.memmap) and np.load(tmp_path / "seq" / "session.npy", mmap_mode="r")[-1] == \
-        want.session[-1]
+    n, day = outofcore.count_events(tmp_path / "events"), 86400.0
+    got = build_store(outofcore.read_shards(tmp_path / "events"), ds.n_users, n, 30.0, "quarter", day,
+                      tmp_path / "store")
+    seqs = build_sequences(ds.events, ds.n_users, 30.0)  # the whole log at once
+    want = event_features(seqs, "quarter")
+    np.testing.assert_array_equal(got.feats.offsets, want.offsets)
+    for name in ("item", "weight"):
+        np.testing.assert_array_equal(getattr(got.feats, name), getattr(want, name), err_msg=name)
+    for name, ids in want.inputs.items():
+        np.testing.assert_array_equal(got.feats.inputs[name], ids, err_msg=name)
+    flags = first_plays(want.offsets, want.item)
+    np.testing.assert_array_equal(got.first_flags, flags)
+    np.testing.assert_array_equal(got.first_at, np.flatnonzero(flags & (want.weight > 0)))
+    np.testing.assert_array_equal(got.horizon_end, horizon_ends(want.offsets, seqs.ts, day))
+    loaded = load_store(tmp_path / "store")
+    assert isinstance(loaded.feats.item, np.memmap) and isinstance(loaded.horizon_end, np.memmap)
+    np.testing.assert_array_equal(loaded.first_at, got.first_at)
+    in_memory = build_store(event_chunks(ds.events, block_events=97), ds.n_users, n, 30.0, "quarter",
+                            None)  # small blocks, no horizon
+    np.testing.assert_array_equal(in_memory.first_at, got.first_at)
+    assert in_memory.horizon_end is None and not isinstance(in_memory.feats.item, np.memmap)
     with pytest.raises(ValueError, match="user order"):
-        build_sequences_memmap([ds.events.iloc[100:], ds.events.iloc[:100]], ds.n_users, n, 30.0, tmp_path / "x")
+        build_store([ds.events.iloc[100:], ds.events.iloc[:100]], ds.n_users, n, 30.0, "quarter", None)
+    with pytest.raises(ValueError, match="were announced"):
+        build_store([ds.events.iloc[:100]], ds.n_users, n, 30.0, "quarter", None)

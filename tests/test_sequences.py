@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqrec.data.sequences import UNKNOWN_BUCKET, build_sequences
+from seqrec.data.sequences import UNKNOWN_BUCKET, build_sequences, event_blocks
 
 T0 = 1_740_787_200  # 2025-03-01 00:00:00 UTC in epoch seconds
 NAN = np.nan
@@ -83,3 +83,34 @@ def test_empty_log():
 def test_unsorted_input_raises(rows):
     with pytest.raises(ValueError, match=r"sorted by \(user, ts\)"):
         build_sequences(log(rows), n_users=2, session_gap_min=30.0)
+
+
+def test_event_blocks_cut_user_sorted_events_between_users():
+    user = np.array([0, 0, 0, 2, 2, 3, 5, 5, 5, 5, 5, 6])
+    # each multiple of 4 events moves back to the first event of its user: 4 -> 3 (user 2), 8 -> 6 (user 5)
+    assert event_blocks(user, 4) == [(0, 3), (3, 6), (6, 12)]
+    assert event_blocks(user, 100) == [(0, 12)]
+    assert event_blocks(user, 1) == [(0, 3), (3, 5), (5, 6), (6, 11), (11, 12)]  # one user a block
+    assert event_blocks(user[:0]) == []
+    with pytest.raises(ValueError, match="sorted by user"):
+        event_blocks(user[::-1])
+
+
+def test_log_tables_counted_in_blocks_equal_one_pass(tiny_synth):
+    from seqrec.config import CleanConfig
+    from seqrec.data.dataset import build_dataset
+    from seqrec.logstats import listeners, transition_matrix
+
+    ds = build_dataset(tiny_synth, CleanConfig())
+    ev = ds.events
+    for days in (None, 7):
+        recent = ev if days is None else ev[ev["ts"] >= ds.end - pd.Timedelta(days=days)]
+        want = np.bincount(recent.drop_duplicates(["user", "item"])["item"], minlength=ds.n_items + 1)
+        for block in (1, 50, 1 << 22):
+            np.testing.assert_array_equal(listeners(ds, days, block_events=block), want)
+    whole = transition_matrix(ds, 30.0, 0.1, block_events=1 << 30)
+    assert whole.nnz > 100
+    for block in (1, 97):
+        part = transition_matrix(ds, 30.0, 0.1, block_events=block)
+        assert (part != whole).nnz == 0 or abs(part - whole).max() < 1e-6
+        np.testing.assert_array_equal(part.indptr, whole.indptr)

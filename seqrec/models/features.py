@@ -83,6 +83,12 @@ class EventFeatures:
     item: np.ndarray
     inputs: dict[str, np.ndarray]
     weight: np.ndarray
+    ends: np.ndarray | None = None
+    """(n_users,) one past each user's last event in use (a split's cut in a log's arrays); offsets[1:] if None."""
+
+    def span(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's first event and one past the last in use."""
+        return self.offsets[users], (self.offsets[users + 1] if self.ends is None else self.ends[users])
 
 
 def event_features(seqs: Sequences, weight_mode: str) -> EventFeatures:
@@ -103,4 +109,4 @@ def gather(f: EventFeatures, start: np.ndarray, end: np.ndarray, T: int) -> dict
 
 def history_inputs(f: EventFeatures, users: np.ndarray, T: int) -> dict[str, torch.Tensor]:
     """Each user's last T events, for encoding their current state."""
-    return gather(f, f.offsets[users], f.offsets[users + 1], T)
+    return gather(f, *f.span(users), T)

@@ -9,36 +9,23 @@ import numpy as np
 import torch
 
 from seqrec import PAD
+from seqrec.data.sequences import CHUNK_EVENTS, user_blocks
 from seqrec.hashing import GOLDEN, mix64, unit
 from seqrec.models.features import EventFeatures, gather
 
 
-def train_windows(offsets: np.ndarray, T: int, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) of every training window: the last T+1 events of each user, then the T before, ..."""
-    users = np.arange(len(offsets) - 1) if users is None else users
-    start, stop = offsets[users], offsets[users + 1]
+def train_windows(start: np.ndarray, stop: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, stop) of every training window of users whose events are start:stop: the last T+1 events of
+    each user, then the T before, ...; `stop` is the window's user's."""
     n_win = np.maximum(0, -(-(stop - start - 1) // T))  # ceil((len - 1) / T): targets need a predecessor
-    u = np.repeat(np.arange(len(users)), n_win)
+    u = np.repeat(np.arange(len(start)), n_win)
     k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)
-    return start[u], stop[u] - k * T
+    return start[u], stop[u] - k * T, stop[u]
 
 
 def event_users(offsets: np.ndarray) -> np.ndarray:
     """(E,) the user of each event of flat sequences."""
     return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
-
-
-CHUNK_EVENTS = 1 << 22
-"""Events per block of whole users for the per-event tables below: their sort keys and temporaries follow the
-block, not the log (at 24.5M events the whole-log keys lifted a training process's peak by 1.3 GiB)."""
-
-
-def user_blocks(offsets: np.ndarray, events: int = CHUNK_EVENTS) -> list[tuple[int, int]]:
-    """(first user, one past the last) of consecutive blocks of whole users covering every user, each cut where
-    a multiple of `events` events falls (so at most about twice `events`, or one user's events)."""
-    starts = np.searchsorted(offsets, np.arange(0, offsets[-1], max(1, events)), side="right") - 1
-    bounds = [0, *np.unique(starts[1:]).tolist(), len(offsets) - 1]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def first_plays(offsets: np.ndarray, item: np.ndarray, block_events: int = CHUNK_EVENTS) -> np.ndarray:
@@ -51,6 +38,12 @@ def first_plays(offsets: np.ndarray, item: np.ndarray, block_events: int = CHUNK
         _, first = np.unique(key, return_index=True)  # the first of each (user, track) pair
         out[a + first] = True
     return out
+
+
+def listened_first_plays(flags: np.ndarray, weight: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Positions (+ `offset`) of the first plays that were listened: what a horizon draw picks from (a skip would be
+    a target of weight 0)."""
+    return np.flatnonzero(flags & (weight > 0)) + offset
 
 
 def horizon_ends(offsets: np.ndarray, ts: np.ndarray, seconds: float,
@@ -81,20 +74,26 @@ class TrainWindows(torch.utils.data.Dataset):
     process, in the main one, on any DDP rank and after a resume. With `first`, batches carry the discover loss's
     `discover_target` and `discover_weight` (0 where there is none): the next event if it is a first play, or, with
     `first_horizon`, a listened first play among the events of the following window (up to `horizon_end`) drawn
-    uniformly."""
+    uniformly. Windows end at each user's last event in use (`feats.ends`), and no draw reaches past it. The
+    per-event tables (`horizon_end`, `first_flags`, `first_at`) may come precomputed over a longer log
+    (seqrec.training.store); `first_flags` and `first_at` are computed here when not given."""
 
     def __init__(self, feats: EventFeatures, T: int, users: np.ndarray | None = None,
                  horizon_end: np.ndarray | None = None, p_window: float = 1.0, seed: int = 0, first: bool = False,
-                 first_horizon: bool = False):
+                 first_horizon: bool = False, first_flags: np.ndarray | None = None,
+                 first_at: np.ndarray | None = None):
         if first_horizon and horizon_end is None:
             raise ValueError("first_horizon draws first plays from the horizon: horizon_end is required")
         self.f, self.T = feats, T
-        self.start, self.end = train_windows(feats.offsets, T, users)
+        users = np.arange(len(feats.offsets) - 1) if users is None else users
+        self.start, self.end, self.stop = train_windows(*feats.span(users), T)
         self.horizon_end, self.p_window, self.seed = horizon_end, p_window, seed
-        flags = first_plays(feats.offsets, feats.item) if first or first_horizon else None
-        self.first = None if first_horizon else flags
-        # the events a horizon draw picks from: first plays that were listened (a skip would be a target of weight 0)
-        self.first_at = np.flatnonzero(flags & (feats.weight > 0)) if first_horizon else None
+        if (first or first_horizon) and first_flags is None:
+            first_flags = first_plays(feats.offsets, feats.item)
+        self.first = first_flags if first and not first_horizon else None
+        if first_horizon and first_at is None:
+            first_at = listened_first_plays(first_flags, feats.weight)
+        self.first_at = first_at if first_horizon else None
 
     def __len__(self) -> int:
         return len(self.start)
@@ -109,7 +108,8 @@ class TrainWindows(torch.utils.data.Dataset):
         tidx = nidx = np.where(ok, tidx, 0)  # nidx: the next event
         key = (draw_ids[:, None] * self.T + np.arange(self.T)[None, :]) * 3  # streams 0, 1, 2 per position
         if self.horizon_end is not None:
-            hi = np.maximum(self.horizon_end[np.maximum(tidx - 1, 0)], tidx + 1)  # at least the next event
+            # at least the next event, at most the user's last in use (`feats.ends`: nothing past a split's cut)
+            hi = np.minimum(np.maximum(self.horizon_end[np.maximum(tidx - 1, 0)], tidx + 1), self.stop[ids, None])
             if self.p_window > 0:
                 draw = tidx + (uniform(self.seed, key) * (hi - tidx)).astype(np.int64)
                 tidx = np.where(ok & (uniform(self.seed, key + 1) < self.p_window), draw, tidx)

@@ -10,11 +10,11 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from seqrec.config import OBJECTIVES, Config
 from seqrec.data.dataset import Dataset
-from seqrec.data.sequences import build_sequences
 from seqrec.data.split import Split
-from seqrec.models.features import EventFeatures, event_features, history_inputs
+from seqrec.models.features import EventFeatures, history_inputs
 from seqrec.models.side import side_tables
-from seqrec.training.batches import TrainWindows, horizon_ends
+from seqrec.training.batches import TrainWindows
+from seqrec.training.store import EventStore, build_store, event_chunks, horizon_seconds
 
 
 class WindowBatches(BatchSampler):
@@ -42,21 +42,25 @@ def window_batches(n_windows: int, batch_size: int, world_size: int = 1, rank: i
 
 
 class SeqDataModule(pl.LightningDataModule):
-    """Trains on `split.history`; validation encodes `split.users`, each process its share."""
+    """Trains on `split.history`; validation encodes `split.users`, each process its share. The windows read the
+    arrays of `store` (seqrec.training.store: the whole log's, memory-mapped, of which the history is a prefix of
+    each user's events) or, without one, of the history built in memory."""
 
-    def __init__(self, split: Split, cfg: Config):
+    def __init__(self, split: Split, cfg: Config, store: EventStore | None = None):
         super().__init__()
         self.split, self.cfg = split, cfg
         ds: Dataset = split.history
-        seqs = build_sequences(ds.events, ds.n_users, cfg.clean.session_gap_min)
-        self.feats = event_features(seqs, cfg.train.weight_mode)
+        users, items = ds.events["user"].to_numpy(), ds.events["item"].to_numpy()
+        if store is None:
+            store = build_store(event_chunks(ds.events), ds.n_users, len(ds.events),
+                                cfg.clean.session_gap_min, cfg.train.weight_mode, horizon_seconds(cfg))
+        self.feats = store.until(np.bincount(users, minlength=ds.n_users))
         objective = OBJECTIVES[cfg.train.objective]
-        horizon = (horizon_ends(seqs.offsets, seqs.ts, cfg.train.horizon_days * 86400)
-                   if objective.p_window or objective.discover_horizon else None)
-        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=horizon,
+        self.train_set = TrainWindows(self.feats, cfg.model.max_len, horizon_end=store.horizon_end,
                                       p_window=objective.p_window, seed=cfg.seed, first=objective.discover,
-                                      first_horizon=objective.discover_horizon)
-        self.item_counts = np.bincount(seqs.item, minlength=ds.n_items + 1)
+                                      first_horizon=objective.discover_horizon, first_flags=store.first_flags,
+                                      first_at=store.first_at)
+        self.item_counts = np.bincount(items, minlength=ds.n_items + 1)
 
     def side_tables(self) -> dict[str, np.ndarray] | None:
         """The catalog's side tables, popularity from the plays trained on; None unless `model.use_side`."""

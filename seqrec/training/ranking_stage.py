@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from seqrec.config import Config
+from seqrec.data.dataset import Dataset
 from seqrec.data.split import Split
 from seqrec.inference.decode import Decoder, make_decoder
 from seqrec.metrics import competition_score
@@ -66,11 +67,15 @@ class RankingStage(CarriesRanker):
         self._parts: list[tuple[np.ndarray, Candidates]] = []
 
     @cached_property
+    def shard(self) -> Dataset:
+        """The history of the validation users only (at most split.max_users)."""
+        return self.split.history.shard(self.split.users)
+
+    @cached_property
     def decoder(self) -> Decoder:
-        """The evidence of the validation users only (at most split.max_users), the log-wide tables of the whole
-        history; built on first use (a refit on the whole log never validates)."""
-        ds = self.split.history
-        return make_decoder(ds.shard(self.split.users), self.feats, self.cfg, LogTables.build(ds, self.cfg.rank))
+        """The evidence of the validation users only, the log-wide tables of the whole history; built on first use
+        (a refit on the whole log never validates)."""
+        return make_decoder(self.shard, self.feats, self.cfg, LogTables.build(self.split.history, self.cfg.rank))
 
     def state_dict(self) -> dict:
         return {"best": self.best, "choice": self.choice}
@@ -108,7 +113,7 @@ class RankingStage(CarriesRanker):
         recs = fallback if use_single else recs
         model_only = top_k(c, ByFeature("model_logp").score(c), k)[0]  # the network's own lists
         own = np.isin(users, mine)
-        hist = self.split.history.events
+        hist = self.shard.events  # the validation users' plays, not the whole history's (all the lists read)
         self.metrics.to(pl_module.device)
         self.metrics.update(recs[own], users[own], truth, (hist["user"].to_numpy(), hist["item"].to_numpy()),
                             model_only[own])
