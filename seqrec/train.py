@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from seqrec import report, runfolder
 from seqrec.cli import Command
 from seqrec.config import Config, load_config, parse_devices, to_yaml
-from seqrec.data.dataset import Dataset
+from seqrec.data.dataset import load_dataset
 from seqrec.data.split import Split
 from seqrec.errors import UserError
 from seqrec.io import write_atomic
@@ -127,6 +127,7 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
             ds.user_map.save(cfg.run.user_ids)
             module = SeqRecModule.create(cfg.model, cfg.train, ds.n_items, ds.catalog_id, dm.side_tables(),
                                          runfolder.config_digest(config_yaml))
+            del ds  # training reads the split's history; the refit reads the whole log again, never both at once
             stage = RankingStage(split, dm.feats, cfg)
             trainer = build_trainer(cfg, extra=[stage, *callbacks])
             trainer.fit(module, dm, ckpt_path=ckpt)
@@ -144,7 +145,7 @@ def train(cfg: Config, callbacks: Sequence[Callback] = ()) -> Path:
         del split, dm, module, stage, trainer  # the split's history, windows and validation candidates: the refit
         gc.collect()  # holds the whole log's instead, not both
         if cfg.train.refit and best.exists():
-            refit(cfg, ds, best, store)
+            refit(cfg, best, store)
         if best.exists():
             runfolder.set_state(cfg.run, "complete")
     return best
@@ -165,9 +166,11 @@ def resume_from(cfg: Config) -> Path | None:
     return ckpt
 
 
-def refit(cfg: Config, ds: Dataset, best: Path, store: EventStore | None = None) -> Path:
-    """The network trained again on the whole log (its arrays from `store` when given) for best.ckpt's epoch count,
-    saved with best.ckpt's ranking stage as refit.ckpt (what the submission is decoded with)."""
+def refit(cfg: Config, best: Path, store: EventStore | None = None) -> Path:
+    """The network trained again on the whole log (read from the cleaned cache; its arrays from `store` when given)
+    for best.ckpt's epoch count, saved with best.ckpt's ranking stage as refit.ckpt (what the submission is decoded
+    with)."""
+    ds = load_dataset(cfg.data, cfg.clean)
     state = torch.load(best, map_location="cpu", weights_only=True)
     epochs = int(state["epoch"]) + 1
     pl.seed_everything(cfg.seed, workers=True)
