@@ -92,10 +92,10 @@ def stage(name: str, size: float, overrides: list[str]) -> dict:
     if name == "training arrays":
         import shutil
 
-        from seqrec.data.dataset import cache_dir
+        from seqrec.data.dataset import cache_root
         from seqrec.training.store import event_store
 
-        for old in cache_dir(cfg.data, cfg.clean).glob("store-*"):  # built afresh, as on a log's first training
+        for old in (cache_root(cfg.data) / ds.digest).glob("store-*"):  # built afresh, as on a log's first training
             shutil.rmtree(old)
         t = time.perf_counter()
         event_store(ds, cfg)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -53,3 +57,34 @@ def pid_alive(pid: object) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path` (`.tmp-<pid>-*`), renamed over it on success: a reader never sees half
+    a folder. Temporary folders of writers that died are removed first. If another process renames its folder to
+    `path` between this one's removal of the old and its rename (DDP ranks writing the same content), the other's
+    is kept."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(path.parent)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-"))
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not path.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_abandoned(folder: Path) -> None:
+    """Temporary folders of atomic_folder writes whose process is gone (a crash or kill -9 mid-write)."""
+    for tmp in folder.glob(".tmp-*"):
+        pid = tmp.name.split("-")[1]
+        if not pid.isdigit() or not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.info("removed %s, left by an interrupted write", tmp)

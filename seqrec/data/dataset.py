@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,7 +19,7 @@ from seqrec.data import outofcore
 from seqrec.data.clean import build_items, build_users, clean_events, column
 from seqrec.data.ids import IdMap
 from seqrec.data.ingest import IGNORED, MALFORMED, DataError, read_dir, scan_ids
-from seqrec.io import file_sha256, pid_alive
+from seqrec.io import atomic_folder, file_sha256
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = "5"  # bump when cleaning changes what lands in the cache
@@ -175,9 +172,14 @@ def check_plausible(ds: Dataset, data: DataConfig) -> None:
 
 
 def cache_dir(data: DataConfig, clean: CleanConfig) -> Path:
-    """Where load_dataset keeps the cleaned log of these inputs under these cleaning rules."""
-    folder = Path(data.dir)
-    return (Path(data.cache_dir) if data.cache_dir else folder / ".seqrec_cache") / _cache_key(folder, clean)
+    """Where load_dataset keeps the cleaned log of these inputs under these cleaning rules (hashes every input)."""
+    return cache_root(data) / _cache_key(Path(data.dir), clean)
+
+
+def cache_root(data: DataConfig) -> Path:
+    """The folder of the cleaned caches: a loaded Dataset's own is `cache_root(data) / ds.digest`, found without
+    hashing the inputs again."""
+    return Path(data.cache_dir) if data.cache_dir else Path(data.dir) / ".seqrec_cache"
 
 
 def build_dataset(folder: str | Path, clean: CleanConfig, engine: str = DataConfig.engine,
@@ -256,10 +258,7 @@ def _cache_key(folder: Path, clean: CleanConfig) -> str:
 
 def _write_cache(ds: Dataset, cache: Path) -> None:
     """Write into a temporary sibling folder, then rename: a crash never leaves a half cache."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(cache.parent)
-    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".tmp-{os.getpid()}-"))
-    try:
+    with atomic_folder(cache) as tmp:
         ds.events.to_parquet(tmp / "events.parquet", index=False)
         ds.items.to_parquet(tmp / "items.parquet", index=False)
         ds.users.to_parquet(tmp / "users.parquet", index=False)
@@ -267,21 +266,6 @@ def _write_cache(ds: Dataset, cache: Path) -> None:
             ds.future.to_parquet(tmp / "future.parquet", index=False)
         np.save(tmp / "test_users.npy", ds.test_users)
         (tmp / "report.json").write_text(json.dumps(ds.report, indent=2, default=str))
-        if cache.exists():
-            shutil.rmtree(cache)
-        os.replace(tmp, cache)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def remove_abandoned(folder: Path) -> None:
-    """Temporary folders of cache writes whose process is gone (a crash or kill -9 mid-write)."""
-    for tmp in folder.glob(".tmp-*"):
-        pid = tmp.name.split("-")[1]
-        if not pid.isdigit() or not pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            log.info("removed %s, left by an interrupted cache write", tmp)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

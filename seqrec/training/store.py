@@ -9,9 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from seqrec.config import OBJECTIVES, Config
-from seqrec.data.dataset import Dataset, cache_dir, remove_abandoned
+from seqrec.data.dataset import Dataset, cache_root
 from seqrec.data.sequences import CHUNK_EVENTS, build_sequences, event_blocks
+from seqrec.io import atomic_folder
 from seqrec.models.features import INPUTS, EventFeatures, event_features
 from seqrec.training.batches import first_plays, horizon_ends, listened_first_plays
 
@@ -161,8 +159,8 @@ def event_store(ds: Dataset, cfg: Config) -> EventStore:
     another uses it), or in memory for a Dataset that did not come from a cache."""
     horizon_s = horizon_seconds(cfg)
     args = (ds.n_users, len(ds.events), cfg.clean.session_gap_min, cfg.train.weight_mode, horizon_s)
-    cache = cache_dir(cfg.data, cfg.clean) if ds.digest else None
-    if cache is None or cache.name != ds.digest or not cache.is_dir():
+    cache = cache_root(cfg.data) / ds.digest if ds.digest else None
+    if cache is None or not cache.is_dir():
         return build_store(event_chunks(ds.events), *args)
     key = hashlib.sha256(json.dumps([STORE_VERSION, *args[2:]]).encode()).hexdigest()[:12]
     path = cache / f"store-{key}"
@@ -173,20 +171,10 @@ def event_store(ds: Dataset, cfg: Config) -> EventStore:
                 return load_store(path)
         except Exception as err:  # a damaged store is rebuilt, as a damaged cache is
             log.warning("%s: damaged training store (%s); rebuilding it", path, type(err).__name__)
-    shutil.rmtree(path, ignore_errors=True)  # absent, damaged, half removed or of another log: built afresh
-    remove_abandoned(cache)
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".tmp-{os.getpid()}-"))
-    try:
-        log.info("writing the training store %s (%s events)", path, f"{len(ds.events):,}")
+    log.info("writing the training store %s (%s events)", path, f"{len(ds.events):,}")
+    with atomic_folder(path) as tmp:  # absent, damaged or of another log: built afresh
         build_store(event_chunks(ds.events), *args, folder=tmp)
         (tmp / META).write_text(json.dumps({"events": len(ds.events), "users": ds.n_users, "version": STORE_VERSION,
                                             "session_gap_min": args[2], "weight_mode": args[3],
                                             "horizon_s": horizon_s}))
-        try:
-            os.replace(tmp, path)
-        except OSError:  # another process (a DDP rank) renamed its store there first: the same arrays
-            if not (path / META).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return load_store(path)
